@@ -1,0 +1,3 @@
+"""slurm-exporter: Prometheus metrics from Slurm's REST daemon (slurmrestd)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,149 @@
+"""The normalised shape every collector sees, whatever API version answered.
+
+Adapters (one per API generation) turn slurmrestd's JSON into these types; the
+collectors never look at raw JSON. Units are base units: bytes, seconds.
+Vocabulary is Slurm's own command-line one: job states as squeue prints them
+(lower case), node states as sinfo prints them (lower case, no suffix).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+
+# GPU type label used when a job asked for GPUs without naming a type
+# (e.g. `--gpus=2`): Slurm may pick any type for it.
+ANY_GPU_TYPE = "any"
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """What slurmrestd says about itself in every answer's `meta`."""
+
+    api_version: str  # the data parser that answered, e.g. "v0.0.45"
+    slurm_release: str  # e.g. "26.05.5"
+    cluster: str  # cluster name ("" where the API version does not say)
+
+
+@dataclass(frozen=True, slots=True)
+class RpcStat:
+    """One row of sdiag's RPC tables, by message type or by user."""
+
+    name: str  # message type (e.g. "REQUEST_PING") or user name
+    count: int
+    total_time_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Diag:
+    """slurmctld's scheduler statistics (`sdiag`).
+
+    Cycle times are in seconds (Slurm reports microseconds). Counters such as
+    jobs_submitted reset when Slurm resets its statistics (daily at midnight
+    or `sdiag -r`); `stats_since` is when that last happened.
+    """
+
+    server_thread_count: int = 0
+    agent_queue_size: int = 0
+    agent_count: int = 0
+    agent_thread_count: int = 0
+    dbd_agent_queue_size: int = 0
+    schedule_cycle_last_seconds: float = 0.0
+    schedule_cycle_max_seconds: float = 0.0
+    schedule_cycle_mean_seconds: float = 0.0
+    schedule_cycle_sum_seconds: float = 0.0
+    schedule_cycle_total: int = 0
+    schedule_cycle_mean_depth: int = 0
+    schedule_cycle_per_minute: int = 0
+    schedule_cycle_depth: int = 0
+    schedule_queue_length: int = 0
+    jobs_submitted: int = 0
+    jobs_started: int = 0
+    jobs_completed: int = 0
+    jobs_canceled: int = 0
+    jobs_failed: int = 0
+    jobs_pending: int = 0
+    jobs_running: int = 0
+    bf_active: bool = False
+    bf_backfilled_jobs: int = 0
+    bf_last_backfilled_jobs: int = 0
+    bf_cycle_counter: int = 0
+    bf_cycle_last_seconds: float = 0.0
+    bf_cycle_max_seconds: float = 0.0
+    bf_cycle_mean_seconds: float = 0.0
+    bf_cycle_sum_seconds: float = 0.0
+    bf_depth_mean: int = 0
+    bf_last_depth: int = 0
+    bf_last_depth_try: int = 0
+    bf_queue_len: int = 0
+    bf_table_size: int = 0
+    bf_when_last_cycle: float = 0.0  # unix time, 0 = never
+    stats_since: float = 0.0  # unix time of the last statistics reset (req_time_start)
+    rpcs_by_message_type: tuple[RpcStat, ...] = ()
+    rpcs_by_user: tuple[RpcStat, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job record of `/jobs` (an unexpanded array counts once, as in squeue)."""
+
+    job_id: int
+    state: str  # squeue's %T, lower case: pending, running, completing, completed, ...
+    partition: str
+    user: str
+    account: str
+    reason: str  # pending reason as squeue's %r prints it ("None" when none)
+    cpus: int  # allocated when it has resources, requested otherwise
+    memory_bytes: int  # allocated when it has resources, requested otherwise
+    nodes: int
+    # GPUs by type: allocated (from tres_alloc_str / gres_detail) when the job
+    # holds resources, requested (tres_per_job / tres_per_node x nodes /
+    # tres_per_task x tasks) otherwise. ANY_GPU_TYPE when no type was named.
+    gpus: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    name: str
+    state: str  # sinfo's %T, lower case, without the */~/#/!/%/$/@ suffix
+    flags: tuple[str, ...]  # every raw state word upper case, e.g. ("IDLE", "DRAIN")
+    partitions: tuple[str, ...]
+    cpus: int
+    alloc_cpus: int
+    real_memory_bytes: int
+    alloc_memory_bytes: int
+    free_memory_bytes: int | None  # as the OS reports it; None when unknown
+    cpu_load: float  # load average (Slurm reports it x100)
+    gpus_total: dict[str, int] = field(default_factory=dict)  # by type, from `gres`
+    gpus_alloc: dict[str, int] = field(default_factory=dict)  # by type, from `gres_used`
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    name: str
+    state: str  # up, down, drain, inactive (lower case)
+    total_cpus: int
+    total_nodes: int
+    nodes: str  # Slurm hostlist expression, e.g. "node[1-10]"
+    max_time_seconds: float | None  # None = unlimited
+    is_default: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerPing:
+    hostname: str
+    responding: bool
+    latency_seconds: float | None  # None where the API version does not say
+    mode: str = ""  # primary / backup ... ("" where the API version does not say)
+
+
+@dataclass(frozen=True, slots=True)
+class Response(Generic[T]):
+    """An adapter's result: the data plus the answer's meta and non-fatal warnings."""
+
+    meta: Meta
+    data: T
+    warnings: tuple[str, ...] = ()

@@ -1,0 +1,363 @@
+"""Token sources: where the JWT sent to slurmrestd comes from, and when it is renewed.
+
+Every source is thread-safe and hands out a `Credentials` whose token never
+shows in a repr, a log line or an exception. Renewable sources (minted from
+the key, `scontrol token`) renew at 2/3 of the lifespan and never hand out an
+expired token; on an auth failure the client calls `renew()` once and retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import jwt
+
+from exporter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+# Renew when this fraction of the lifespan is gone: leaves a third of it to
+# absorb a slow or failing renewal before the token actually expires.
+RENEW_AT = 2 / 3
+# A static token this close to expiry gets a warning at each cycle.
+WARN_BEFORE_SECONDS = 3600.0
+
+
+class AuthError(Exception):
+    """No usable token; the message says why and what to do (never the token)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    token: str = field(repr=False)
+    user: str | None  # X-SLURM-USER-NAME; None: let slurmrestd take `sun` from the token
+    expires_at: float | None  # unix time; None: unknown or no token
+
+    def headers(self) -> dict[str, str]:
+        h = {"X-SLURM-USER-TOKEN": self.token} if self.token else {}
+        if self.user:
+            h["X-SLURM-USER-NAME"] = self.user
+        return h
+
+
+NO_CREDENTIALS = Credentials(token="", user=None, expires_at=None)
+
+
+class TokenSource(Protocol):
+    description: str  # for logs and `check`, e.g. "minted from /etc/slurm/jwt.key"
+
+    def credentials(self) -> Credentials:
+        """A token that is valid now (renewed first if due). Raises AuthError."""
+        ...
+
+    def renew(self) -> bool:
+        """Force a new token after slurmrestd refused one; False if this source can't."""
+        ...
+
+    def renewals(self) -> dict[str, int]:
+        """Renewals so far by result ("success", "failure")."""
+        ...
+
+
+def token_claims(token: str) -> dict[str, object]:
+    """The claims of a JWT, read without verifying (we don't have, or need, the key)."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as e:
+        raise AuthError(f"the token is not a valid JWT ({type(e).__name__})") from None
+    return dict(claims)
+
+
+def _exp_of(token: str) -> float | None:
+    exp = token_claims(token).get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+class _Renewable:
+    """Shared renewal bookkeeping: a token, its expiry, a lock and counters."""
+
+    description = ""
+
+    def __init__(self, lifespan: float, clock: Clock) -> None:
+        self._lifespan = lifespan
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._current: Credentials | None = None
+        self._issued_at = 0.0
+        self._counts = {"success": 0, "failure": 0}
+
+    def _fetch(self) -> Credentials:
+        raise NotImplementedError
+
+    def _due(self, now: float) -> bool:
+        cur = self._current
+        if cur is None:
+            return True
+        if cur.expires_at is not None and now >= cur.expires_at:
+            return True
+        return now >= self._issued_at + self._lifespan * RENEW_AT
+
+    def _renew_locked(self) -> Credentials:
+        try:
+            creds = self._fetch()
+        except AuthError:
+            self._counts["failure"] += 1
+            raise
+        self._counts["success"] += 1
+        self._current = creds
+        self._issued_at = self._clock()
+        return creds
+
+    def credentials(self) -> Credentials:
+        with self._lock:
+            now = self._clock()
+            if not self._due(now):
+                assert self._current is not None
+                return self._current
+            try:
+                return self._renew_locked()
+            except AuthError:
+                cur = self._current
+                # A failed renewal may still leave a token that has not expired yet.
+                if cur is not None and cur.expires_at is not None and now < cur.expires_at:
+                    log.warning("token renewal failed; using the current token until it expires")
+                    return cur
+                raise
+
+    def renew(self) -> bool:
+        with self._lock:
+            try:
+                self._renew_locked()
+            except AuthError as e:
+                log.error("token renewal failed: %s", e)
+                return False
+            return True
+
+    def renewals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class MintedToken(_Renewable):
+    """HS256 tokens signed with the cluster's JWT key, as Slurm's auth/jwt expects.
+
+    The key file is read at every renewal, so a rotated key is picked up.
+    """
+
+    def __init__(self, key_file: Path, user: str, lifespan: int, clock: Clock = time.time) -> None:
+        super().__init__(lifespan, clock)
+        self._key_file = key_file
+        self._user = user
+        self.description = f"minted for user {user!r} with the key {key_file}"
+
+    def _fetch(self) -> Credentials:
+        try:
+            key = self._key_file.read_bytes()
+        except OSError as e:
+            raise AuthError(
+                f"cannot read the JWT key {self._key_file}: {e.strerror}; check the path "
+                "(Slurm's AuthAltParameters=jwt_key=...) and that this user may read it"
+            ) from None
+        if not key:
+            raise AuthError(f"the JWT key {self._key_file} is empty")
+        now = int(self._clock())
+        exp = now + int(self._lifespan)
+        token = jwt.encode({"iat": now, "exp": exp, "sun": self._user}, key, algorithm="HS256")
+        return Credentials(token=token, user=self._user, expires_at=float(exp))
+
+
+_SCONTROL_TOKEN_RE = re.compile(r"SLURM_JWT=(\S+)")
+
+
+class ScontrolToken(_Renewable):
+    """Tokens from `scontrol token lifespan=N` (needs a working Slurm client config)."""
+
+    def __init__(
+        self, scontrol: str, lifespan: int, user: str | None, clock: Clock = time.time
+    ) -> None:
+        super().__init__(lifespan, clock)
+        self._cmd = [scontrol, "token", f"lifespan={lifespan}"]
+        if user:
+            self._cmd.append(f"username={user}")
+        self._user = user
+        self.description = "from 'scontrol token'"
+
+    def _fetch(self) -> Credentials:
+        try:
+            out = subprocess.run(
+                self._cmd, capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise AuthError(f"cannot run {self._cmd[0]!r}: {e}; check --scontrol-path") from None
+        m = _SCONTROL_TOKEN_RE.search(out.stdout)
+        if out.returncode != 0 or not m:
+            err = out.stderr.strip().splitlines()[-1:] or ["no SLURM_JWT= in its output"]
+            raise AuthError(
+                f"'scontrol token' failed (exit {out.returncode}): {err[0]}; "
+                "is AuthAltTypes=auth/jwt set in slurm.conf and is slurmctld up?"
+            )
+        token = m.group(1)
+        sun = token_claims(token).get("sun")
+        user = self._user or (sun if isinstance(sun, str) else None)
+        return Credentials(token=token, user=user, expires_at=_exp_of(token))
+
+
+class StaticToken:
+    """A token given once ($SLURM_JWT): cannot be renewed, so warn well before it expires."""
+
+    def __init__(self, token: str, user: str | None, clock: Clock = time.time) -> None:
+        token = token.strip()
+        if not token:
+            raise AuthError("SLURM_JWT is empty")
+        claims = token_claims(token)
+        sun = claims.get("sun")
+        self._creds = Credentials(
+            token=token,
+            user=user or (sun if isinstance(sun, str) else None),
+            expires_at=_exp_of(token),
+        )
+        self._clock = clock
+        self.description = "static token from $SLURM_JWT"
+
+    def credentials(self) -> Credentials:
+        _warn_if_expiring(self._creds.expires_at, self._clock(), self.description)
+        return self._creds
+
+    def renew(self) -> bool:
+        return False
+
+    def renewals(self) -> dict[str, int]:
+        return {"success": 0, "failure": 0}
+
+
+class TokenFile:
+    """A token kept in a file by some other process; re-read whenever the file changes."""
+
+    def __init__(self, path: Path, user: str | None, clock: Clock = time.time) -> None:
+        self._path = path
+        self._user = user
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._stamp: tuple[float, int, int] | None = None
+        self._creds: Credentials | None = None
+        self._counts = {"success": 0, "failure": 0}
+        self.description = f"token file {path}"
+
+    def _load_locked(self, force: bool) -> Credentials:
+        try:
+            st = self._path.stat()
+            stamp = (st.st_mtime, st.st_size, st.st_ino)
+            if force or stamp != self._stamp or self._creds is None:
+                token = self._path.read_text(encoding="utf-8").strip()
+                token = token.removeprefix("SLURM_JWT=")
+                claims = token_claims(token)
+                sun = claims.get("sun")
+                self._creds = Credentials(
+                    token=token,
+                    user=self._user or (sun if isinstance(sun, str) else None),
+                    expires_at=_exp_of(token),
+                )
+                self._stamp = stamp
+                self._counts["success"] += 1
+        except OSError as e:
+            self._counts["failure"] += 1
+            raise AuthError(f"cannot read the token file {self._path}: {e.strerror}") from None
+        except AuthError as e:
+            self._counts["failure"] += 1
+            raise AuthError(f"token file {self._path}: {e}") from None
+        return self._creds
+
+    def credentials(self) -> Credentials:
+        with self._lock:
+            creds = self._load_locked(force=False)
+        _warn_if_expiring(creds.expires_at, self._clock(), self.description)
+        return creds
+
+    def renew(self) -> bool:
+        with self._lock:
+            before = self._creds
+            try:
+                after = self._load_locked(force=True)
+            except AuthError as e:
+                log.error("%s", e)
+                return False
+            return before is None or after.token != before.token
+
+    def renewals(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class NoToken:
+    """No JWT at all: slurmrestd on a UNIX socket authenticates the peer itself."""
+
+    description = "no token (local authentication over the UNIX socket)"
+
+    def credentials(self) -> Credentials:
+        return NO_CREDENTIALS
+
+    def renew(self) -> bool:
+        return False
+
+    def renewals(self) -> dict[str, int]:
+        return {"success": 0, "failure": 0}
+
+
+def _warn_if_expiring(expires_at: float | None, now: float, what: str) -> None:
+    if expires_at is None:
+        return
+    left = expires_at - now
+    if left <= 0:
+        log.error(
+            "the %s expired %.0f s ago; slurmrestd will refuse it: get a new one "
+            "('scontrol token lifespan=N') or use --jwt-key-file to renew automatically",
+            what,
+            -left,
+        )
+    elif left < WARN_BEFORE_SECONDS:
+        log.warning("the %s expires in %.0f s and cannot be renewed by the exporter", what, left)
+
+
+def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> TokenSource:
+    """Pick the token source the settings ask for; raise AuthError when none is usable."""
+    mode = settings.auth
+    env_token = os.environ.get("SLURM_JWT")
+    if mode == "auto":
+        if settings.jwt_key_file is not None:
+            mode = "jwt-key"
+        elif settings.token_file is not None:
+            mode = "token-file"
+        elif env_token:
+            mode = "token"
+        else:
+            raise AuthError(
+                "no credentials for slurmrestd: pass --jwt-key-file KEY --jwt-user USER "
+                "(tokens renewed automatically), --token-file FILE, set SLURM_JWT, or use "
+                "--auth scontrol / --auth none (UNIX socket)"
+            )
+    if mode == "jwt-key":
+        assert settings.jwt_key_file is not None and settings.jwt_user
+        return MintedToken(settings.jwt_key_file, settings.jwt_user, settings.jwt_lifespan, clock)
+    if mode == "token-file":
+        assert settings.token_file is not None
+        return TokenFile(settings.token_file, settings.user_name, clock)
+    if mode == "token":
+        if not env_token:
+            raise AuthError("--auth token needs the SLURM_JWT environment variable")
+        return StaticToken(env_token, settings.user_name, clock)
+    if mode == "scontrol":
+        return ScontrolToken(
+            settings.scontrol_path, settings.jwt_lifespan, settings.jwt_user, clock
+        )
+    return NoToken()

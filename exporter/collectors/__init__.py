@@ -1,0 +1,60 @@
+"""One collector per slurmrestd endpoint, and the table that ties each to its parser.
+
+A collector is a pure function from normalised data (exporter.api.model) to
+metric families; the table below says which adapter method decodes the
+endpoint's answer and which options of the settings the collector takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.api.adapter import Adapter
+from exporter.api.model import Response
+from exporter.collectors.diag import collect_diag
+from exporter.collectors.jobs import collect_jobs
+from exporter.collectors.nodes import collect_nodes
+from exporter.collectors.partitions import collect_partitions
+from exporter.collectors.ping import collect_ping
+from exporter.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointCollector:
+    endpoint: str
+    parse: Callable[[Adapter, bytes], Response[Any]]
+    collect: Callable[[Any, Settings], list[Metric]]
+
+
+COLLECTORS: dict[str, EndpointCollector] = {
+    c.endpoint: c
+    for c in (
+        EndpointCollector(
+            "diag", lambda a, b: a.parse_diag(b), lambda d, s: collect_diag(d)
+        ),
+        EndpointCollector(
+            "jobs",
+            lambda a, b: a.parse_jobs(b),
+            lambda d, s: collect_jobs(
+                d, per_user=s.jobs_per_user, per_account=s.jobs_per_account
+            ),
+        ),
+        EndpointCollector(
+            "nodes",
+            lambda a, b: a.parse_nodes(b),
+            lambda d, s: collect_nodes(d, per_node=s.nodes_per_node),
+        ),
+        EndpointCollector(
+            "partitions",
+            lambda a, b: a.parse_partitions(b),
+            lambda d, s: collect_partitions(d),
+        ),
+        EndpointCollector(
+            "ping", lambda a, b: a.parse_ping(b), lambda d, s: collect_ping(d)
+        ),
+    )
+}

@@ -1,0 +1,204 @@
+"""slurmrestd client: one connection pool, TCP or UNIX socket, every failure classified.
+
+`get()` returns the raw body of a 2xx answer (decoding is the adapters' job) or
+raises EndpointFailure with a reason from exporter.errors and a message that
+names the request, the status, the likely cause and the fix. On an auth
+failure it asks the token source for a new token once and retries.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from exporter.api.errors import SlurmErrorEntry, parse_errors
+from exporter.auth import AuthError, TokenSource
+from exporter.errors import EndpointFailure
+from exporter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Slurm's "Protocol authentication error" (ESLURM_PROTOCOL_AUTHENTICATION_ERROR):
+# expired, badly signed or mismatched token, answered with 500 (<= 24.05) or 511.
+SLURM_AUTH_ERROR = 1007
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    body: bytes
+    status: int
+    seconds: float
+
+
+class SlurmrestdClient:
+    def __init__(
+        self,
+        settings: Settings,
+        tokens: TokenSource,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._timeout = settings.timeout
+        socket = settings.unix_socket
+        self.target = settings.slurmrestd_url
+        if transport is None:
+            transport = httpx.HTTPTransport(
+                uds=socket,
+                verify=_verify(settings),
+                retries=0,
+                limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+            )
+        self._http = httpx.Client(
+            base_url="http://localhost" if socket else settings.slurmrestd_url,
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout),
+            # Never follow a redirect: the token must not travel to another host.
+            follow_redirects=False,
+            headers={"Accept": "application/json", "User-Agent": "slurm-exporter"},
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str) -> Answer:
+        """GET path; retry once with a renewed token if slurmrestd refuses the token."""
+        try:
+            return self._get_once(path)
+        except EndpointFailure as first:
+            if first.reason != "auth" or not self._tokens.renew():
+                raise
+            log.info("GET %s: token refused, retrying once with a renewed token", path)
+            return self._get_once(path)
+
+    def _get_once(self, path: str) -> Answer:
+        try:
+            creds = self._tokens.credentials()
+        except AuthError as e:
+            raise EndpointFailure("auth", f"GET {path}: no usable token: {e}") from None
+        t0 = time.perf_counter()
+        try:
+            resp = self._http.get(path, headers=creds.headers())
+        except httpx.TimeoutException:
+            raise EndpointFailure(
+                "timeout",
+                f"GET {path}: no answer from slurmrestd at {self.target} within "
+                f"{self._timeout:g} s; slurmrestd or slurmctld may be overloaded (check "
+                "'sdiag'), or raise --timeout",
+            ) from None
+        except httpx.TransportError as e:
+            raise EndpointFailure("connect", self._connect_message(path, e)) from None
+        seconds = time.perf_counter() - t0
+        status = resp.status_code
+        if 200 <= status < 300:
+            return Answer(resp.content, status, seconds)
+        raise classify_error(path, status, resp.content, self.target)
+
+    def _connect_message(self, path: str, e: httpx.TransportError) -> str:
+        cause = _root_cause(e)
+        where = f"slurmrestd at {self.target}"
+        if isinstance(cause, PermissionError) or getattr(cause, "errno", None) == errno.EACCES:
+            return (
+                f"GET {path}: permission denied on the socket of {where}: run the exporter "
+                "as a user allowed to open it (socket owner/group/mode)"
+            )
+        if isinstance(cause, FileNotFoundError):
+            return (
+                f"GET {path}: {where}: the socket does not exist: is slurmrestd running "
+                "with 'slurmrestd unix:/path', and is the path right?"
+            )
+        if isinstance(cause, ConnectionRefusedError) or "refused" in str(e).lower():
+            return (
+                f"GET {path}: connection refused by {where}: is slurmrestd running and "
+                "listening on that address and port (default :6820)? "
+                "Check 'systemctl status slurmrestd' and --slurmrestd-url"
+            )
+        text = str(cause or e) or type(e).__name__
+        if "name or service not known" in text.lower() or "nodename nor servname" in text.lower():
+            return f"GET {path}: cannot resolve the host of {where}: {text}; check the DNS name"
+        return f"GET {path}: cannot reach {where}: {text}"
+
+
+def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
+    """Turn a non-2xx answer into a failure reason and an actionable message."""
+    errors = parse_errors(body)
+    text = body[:200].decode("utf-8", "replace").strip()
+    detail = _describe(errors) or text or "(empty body)"
+    if _is_auth_failure(status, errors, text):
+        return EndpointFailure(
+            "auth",
+            f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
+            "missing, expired, signed with another key than the cluster's "
+            "AuthAltParameters=jwt_key, or X-SLURM-USER-NAME differs from its 'sun' claim. "
+            "Fix the key file / user, or get a fresh token",
+            status,
+        )
+    if status == 404:
+        return EndpointFailure(
+            "not_found",
+            f"GET {path}: HTTP 404, slurmrestd does not serve this path: wrong API version? "
+            "(it will be discovered again; see 'slurm-exporter check' for the versions served)",
+            status,
+        )
+    if errors:
+        return EndpointFailure(
+            "slurm_error",
+            f"GET {path}: HTTP {status}, Slurm reports: {detail}; if slurmctld is down or "
+            "unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
+            status,
+        )
+    if 300 <= status < 400:
+        return EndpointFailure(
+            "http_error",
+            f"GET {path}: HTTP {status} redirect, not followed (the token must not leave "
+            f"{target or 'slurmrestd'}): point --slurmrestd-url at slurmrestd itself",
+            status,
+        )
+    return EndpointFailure(
+        "http_error",
+        f"GET {path}: HTTP {status} from slurmrestd: {detail}; a proxy in between, or "
+        "slurmrestd overloaded? Check slurmrestd's log",
+        status,
+    )
+
+
+def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:
+    if status in (401, 403, 511):
+        return True
+    if any(e.error_number == SLURM_AUTH_ERROR for e in errors):
+        return True
+    if status == 500 and "authentication" in text.lower():
+        return True  # 25.11: 500 "Authentication does not apply to request" without a token
+    # 22.05 answers a bad or expired token with 500 and a bare "Unspecified error" (-1).
+    return status == 500 and bool(errors) and all(e.error_number == -1 for e in errors)
+
+
+def _describe(errors: list[SlurmErrorEntry]) -> str:
+    parts = []
+    for e in errors[:3]:
+        words = [w for w in (e.error, e.description) if w]
+        parts.append(f"{' / '.join(words)} (error {e.error_number})")
+    return "; ".join(parts)
+
+
+def _root_cause(e: BaseException) -> BaseException | None:
+    seen = e
+    while seen.__cause__ is not None or seen.__context__ is not None:
+        nxt = seen.__cause__ or seen.__context__
+        assert nxt is not None
+        seen = nxt
+        if isinstance(seen, OSError):
+            return seen
+    return seen if seen is not e else None
+
+
+def _verify(settings: Settings) -> bool | ssl.SSLContext:
+    if settings.tls_insecure_skip_verify:
+        return False
+    if settings.tls_ca_file is not None:
+        return ssl.create_default_context(cafile=str(settings.tls_ca_file))
+    return True

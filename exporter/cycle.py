@@ -1,0 +1,243 @@
+"""The collection cycle: call the enabled endpoints concurrently, keep the last good data,
+and publish an immutable snapshot, already rendered, for /metrics to serve.
+
+/metrics never waits on slurmrestd: it serves the bytes of the last snapshot.
+A failing endpoint keeps its last good families (their age is visible in
+slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
+
+from exporter import __version__
+from exporter.api.adapter import Adapter
+from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
+from exporter.api.errors import DecodeError, SlurmError
+from exporter.api.model import Meta
+from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
+from exporter.auth import AuthError, TokenSource
+from exporter.client import SlurmrestdClient
+from exporter.collectors import COLLECTORS
+from exporter.collectors.health import EndpointHealth, TokenHealth, collect_health
+from exporter.errors import EndpointFailure, Reason
+from exporter.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What /metrics serves until the next cycle ends."""
+
+    exposition: bytes  # Prometheus text format 0.0.4
+    created_at: float
+    all_up: bool
+    failures: tuple[tuple[str, EndpointFailure], ...] = ()
+
+
+EMPTY_SNAPSHOT = Snapshot(exposition=b"", created_at=0.0, all_up=False)
+
+
+@dataclass(slots=True)
+class _EndpointState:
+    families: list[Metric] = field(default_factory=list)  # last good
+    up: bool = False
+    duration: float = 0.0
+    last_success: float | None = None
+    errors: Counter[str] = field(default_factory=Counter)
+    last_failure: tuple[Reason, str] | None = None
+
+
+class _Families:
+    """A collector for a private registry, yielding families built elsewhere."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._families
+
+
+def render(families: Iterable[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(families))
+    return generate_latest(registry)
+
+
+class Collection:
+    """Runs cycles and holds the current snapshot (swapped atomically)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: SlurmrestdClient,
+        tokens: TokenSource,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._tokens = tokens
+        self._clock = clock
+        self._endpoints = settings.enabled_endpoints()
+        self._states = {e: _EndpointState() for e in self._endpoints}
+        self._adapter: Adapter | None = None
+        if settings.api_version != "auto":
+            self._adapter = adapter_for(settings.api_version)
+        self._meta: Meta | None = None
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
+        )
+        self.snapshot: Snapshot = EMPTY_SNAPSHOT
+        self.served_versions: list[str] = []
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+    # ------------------------------------------------------------------ cycle
+    def run_once(self) -> Snapshot:
+        t0 = time.perf_counter()
+        try:
+            adapter = self._current_adapter()
+        except EndpointFailure as failure:
+            for e in self._endpoints:
+                self._record_failure(e, failure, 0.0)
+        else:
+            futures = {e: self._pool.submit(self._call, adapter, e) for e in self._endpoints}
+            for e, fut in futures.items():
+                fut.result()  # _call never raises; this waits for it
+        cycle_seconds = time.perf_counter() - t0
+        self.snapshot = self._publish(cycle_seconds)
+        return self.snapshot
+
+    def run_forever(self, stop: threading.Event) -> None:
+        """Cycle every --interval until `stop` is set (cycles never overlap)."""
+        interval = self._settings.interval
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                self.run_once()
+            except Exception:  # a bug must not kill the loop: log it, serve the last snapshot
+                log.exception("collection cycle failed unexpectedly")
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    # -------------------------------------------------------------- internals
+    def _current_adapter(self) -> Adapter:
+        if self._adapter is not None:
+            return self._adapter
+        answer = self._client.get(OPENAPI_PATH)
+        try:
+            served = served_versions(answer.body)
+        except DecodeError as e:
+            raise EndpointFailure(
+                "decode", f"GET {OPENAPI_PATH}: {e}; is this URL really slurmrestd?"
+            ) from None
+        self.served_versions = served
+        chosen = choose_version(served)
+        if chosen is None:
+            raise EndpointFailure(
+                "not_found",
+                f"slurmrestd serves API versions {', '.join(served) or '(none)'}, none of "
+                f"which this exporter supports ({', '.join(SUPPORTED_VERSIONS)}); "
+                "upgrade the exporter or Slurm",
+            )
+        log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(served))
+        self._adapter = adapter_for(chosen)
+        return self._adapter
+
+    def _call(self, adapter: Adapter, endpoint: str) -> None:
+        t0 = time.perf_counter()
+        spec = COLLECTORS[endpoint]
+        path = adapter.path(endpoint)
+        try:
+            answer = self._client.get(path)
+            try:
+                response = spec.parse(adapter, answer.body)
+            except DecodeError as e:
+                raise EndpointFailure(
+                    "decode", f"GET {path}: HTTP {answer.status} but {e}", answer.status
+                ) from None
+            except SlurmError as e:
+                raise EndpointFailure(
+                    "slurm_error",
+                    f"GET {path}: HTTP {answer.status} with Slurm errors: {e}",
+                    answer.status,
+                ) from None
+            families = spec.collect(response.data, self._settings)
+        except EndpointFailure as failure:
+            if failure.reason == "not_found" and self._settings.api_version == "auto":
+                self._adapter = None  # discover the versions again next cycle
+            self._record_failure(endpoint, failure, time.perf_counter() - t0)
+            return
+        except Exception as e:  # a bug in a parser or collector: report it, don't crash
+            log.exception("%s: unexpected error", endpoint)
+            failure = EndpointFailure("decode", f"GET {path}: unexpected {type(e).__name__}: {e}")
+            self._record_failure(endpoint, failure, time.perf_counter() - t0)
+            return
+        self._meta = response.meta
+        for w in response.warnings:
+            log.debug("GET %s: slurmrestd warning: %s", path, w)
+        self._record_success(endpoint, families, time.perf_counter() - t0)
+
+    def _record_success(self, endpoint: str, families: list[Metric], seconds: float) -> None:
+        st = self._states[endpoint]
+        if st.last_failure is not None:
+            log.info("%s: recovered after %s", endpoint, st.last_failure[0])
+        st.families, st.up, st.duration = families, True, seconds
+        st.last_success = self._clock()
+        st.last_failure = None
+
+    def _record_failure(self, endpoint: str, failure: EndpointFailure, seconds: float) -> None:
+        st = self._states[endpoint]
+        st.up, st.duration = False, seconds
+        st.errors[failure.reason] += 1
+        this = (failure.reason, failure.message)
+        # Say it loudly when it starts or changes; a repeat each cycle only at debug.
+        level = logging.DEBUG if st.last_failure == this else logging.WARNING
+        stale = " (serving its last good data)" if st.last_success is not None else ""
+        log.log(level, "%s failed [%s]%s: %s", endpoint, failure.reason, stale, failure.message)
+        st.last_failure = this
+        if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
+            log.debug("token source: %s", self._tokens.description)
+
+    def _publish(self, cycle_seconds: float) -> Snapshot:
+        try:
+            expires_at = self._tokens.credentials().expires_at
+        except AuthError:
+            expires_at = None
+        health = collect_health(
+            endpoints={
+                e: EndpointHealth(st.up, st.duration, st.last_success, dict(st.errors))
+                for e, st in self._states.items()
+            },
+            token=TokenHealth(expires_at, self._tokens.renewals()),
+            meta=self._meta,
+            version=__version__,
+            cycle_seconds=cycle_seconds,
+            cycle_finished_at=self._clock(),
+        )
+        families: list[Metric] = []
+        for st in self._states.values():
+            families.extend(st.families)
+        families.extend(health)
+        failures = tuple(
+            (e, EndpointFailure(st.last_failure[0], st.last_failure[1]))
+            for e, st in self._states.items()
+            if st.last_failure is not None
+        )
+        return Snapshot(
+            exposition=render(families),
+            created_at=self._clock(),
+            all_up=all(st.up for st in self._states.values()),
+            failures=failures,
+        )

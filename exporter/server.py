@@ -1,0 +1,82 @@
+"""HTTP server: /metrics serves the last snapshot's bytes, never waiting on slurmrestd."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from exporter import __version__
+from exporter.cycle import Snapshot
+
+log = logging.getLogger(__name__)
+
+StartResponse = Callable[..., Any]
+
+_LANDING = """<!doctype html>
+<html><head><title>Slurm exporter</title></head>
+<body><h1>Slurm exporter {version}</h1>
+<p>Prometheus metrics of the Slurm cluster behind <code>{target}</code>.</p>
+<ul><li><a href="{path}">{path}</a></li><li><a href="/-/healthy">/-/healthy</a></li></ul>
+</body></html>
+"""
+
+
+def make_app(
+    snapshot: Callable[[], Snapshot], telemetry_path: str, target: str
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    landing = _LANDING.format(version=__version__, target=target, path=telemetry_path).encode()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "/")
+        if path == telemetry_path:
+            body = snapshot().exposition
+            headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+            return [body]
+        if path == "/-/healthy":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return [b"OK\n"]
+        if path == "/":
+            start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+            return [landing]
+        start_response("404 Not Found", [("Content-Type", "text/plain")])
+        return [b"Not Found\n"]
+
+    return app
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _IPv6Server(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("http: " + format, *args)
+
+
+def serve(
+    host: str,
+    port: int,
+    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+) -> tuple[WSGIServer, threading.Thread]:
+    """Start serving in a daemon thread; returns the server (for shutdown) and the thread."""
+    server_class = _IPv6Server if ":" in host else _ThreadingServer
+    httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
+    thread.start()
+    return httpd, thread

@@ -1,0 +1,150 @@
+"""Scheduler statistics: what `sdiag` shows.
+
+slurmctld resets its scheduler statistics daily (at midnight UTC), on `sdiag -r`
+and on restart (slurm_scheduler_stats_reset_timestamp_seconds says when it last
+did); the counters here then drop to 0, which Prometheus' rate() and increase()
+treat as a counter reset. The RPC tables and slurm_backfill_backfilled_jobs_total
+are not reset daily, only on `sdiag -r` and restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.api.model import Diag, RpcStat
+
+_RESET = " Resets with the statistics (daily at midnight UTC, sdiag -r, restart)."
+_RPC_RESET = " Resets on sdiag -r and slurmctld restart."
+
+
+def _rpc_families(
+    stats: Iterable[RpcStat], label: str, calls: str, time: str, what: str
+) -> list[Metric]:
+    # Sum rows that share a name so no sample is duplicated.
+    counts: dict[str, int] = {}
+    seconds: dict[str, float] = {}
+    for row in stats:
+        counts[row.name] = counts.get(row.name, 0) + row.count
+        seconds[row.name] = seconds.get(row.name, 0.0) + row.total_time_seconds
+    calls_family = CounterMetricFamily(
+        calls, f"sdiag: RPCs slurmctld received, by {what} (count).{_RPC_RESET}", labels=[label]
+    )
+    time_family = CounterMetricFamily(
+        time,
+        f"sdiag: Time slurmctld spent processing RPCs, by {what} (total_time), in seconds."
+        + _RPC_RESET,
+        labels=[label],
+    )
+    for name in sorted(counts):
+        calls_family.add_metric([name], counts[name])
+        time_family.add_metric([name], seconds[name])
+    return [calls_family, time_family]
+
+
+def collect_diag(diag: Diag) -> list[Metric]:
+    """sdiag's gauges and counters, and its RPC tables by message type and by user."""
+    d = diag
+    gauges: list[tuple[str, str, float]] = [
+        ("slurm_scheduler_threads", "sdiag: Server thread count: slurmctld threads "
+         "currently processing RPCs.", d.server_thread_count),
+        ("slurm_scheduler_agent_queue_size", "sdiag: Agent queue size: outgoing RPCs "
+         "(e.g. to slurmd) waiting for an agent thread.", d.agent_queue_size),
+        ("slurm_scheduler_agents", "sdiag: Agent count: agents sending outgoing RPCs.",
+         d.agent_count),
+        ("slurm_scheduler_agent_threads", "sdiag: Agent thread count: threads used by the "
+         "agents.", d.agent_thread_count),
+        ("slurm_scheduler_dbd_agent_queue_size", "sdiag: DBD Agent queue size: messages to "
+         "slurmdbd waiting to be sent; grows when slurmdbd is slow or down.",
+         d.dbd_agent_queue_size),
+        ("slurm_scheduler_cycle_last_seconds", "sdiag: Main schedule statistics, Last cycle: "
+         "duration of the last main scheduling cycle, in seconds.",
+         d.schedule_cycle_last_seconds),
+        ("slurm_scheduler_cycle_max_seconds", "sdiag: Main schedule statistics, Max cycle: "
+         "longest main scheduling cycle since the statistics reset, in seconds.",
+         d.schedule_cycle_max_seconds),
+        ("slurm_scheduler_cycle_mean_seconds", "sdiag: Main schedule statistics, Mean cycle: "
+         "mean main scheduling cycle duration since the statistics reset, in seconds.",
+         d.schedule_cycle_mean_seconds),
+        ("slurm_scheduler_cycle_mean_depth", "sdiag: Main schedule statistics, Mean depth "
+         "cycle: mean number of jobs looked at per main scheduling cycle.",
+         d.schedule_cycle_mean_depth),
+        ("slurm_scheduler_cycles_per_minute", "sdiag: Main schedule statistics, Cycles per "
+         "minute since the statistics reset.", d.schedule_cycle_per_minute),
+        ("slurm_scheduler_cycle_last_depth", "sdiag: Main schedule statistics, Last depth "
+         "cycle: jobs looked at in the last main scheduling cycle.", d.schedule_cycle_depth),
+        ("slurm_scheduler_queue_length", "sdiag: Main schedule statistics, Last queue "
+         "length: jobs pending in the last main scheduling cycle.", d.schedule_queue_length),
+        ("slurm_scheduler_jobs_pending", "sdiag: Jobs pending, as slurmctld last counted them "
+         "(every 30 s).", d.jobs_pending),
+        ("slurm_scheduler_jobs_running", "sdiag: Jobs running, as slurmctld last counted them "
+         "(every 30 s).", d.jobs_running),
+        ("slurm_scheduler_stats_reset_timestamp_seconds", "sdiag: Data since: when slurmctld "
+         "last reset its statistics (daily at midnight UTC, sdiag -r or restart), as a Unix "
+         "timestamp.",
+         d.stats_since),
+        ("slurm_backfill_active", "sdiag: 1 while the backfill scheduler was running when the "
+         "statistics were taken, else 0.", 1 if d.bf_active else 0),
+        ("slurm_backfill_cycle_last_seconds", "sdiag: Backfilling stats, Last cycle: duration "
+         "of the last backfill cycle, in seconds.", d.bf_cycle_last_seconds),
+        ("slurm_backfill_cycle_max_seconds", "sdiag: Backfilling stats, Max cycle: longest "
+         "backfill cycle since the statistics reset, in seconds.", d.bf_cycle_max_seconds),
+        ("slurm_backfill_cycle_mean_seconds", "sdiag: Backfilling stats, Mean cycle: mean "
+         "backfill cycle duration since the statistics reset, in seconds.",
+         d.bf_cycle_mean_seconds),
+        ("slurm_backfill_depth_mean", "sdiag: Backfilling stats, Depth Mean: mean number of "
+         "jobs looked at per backfill cycle.", d.bf_depth_mean),
+        ("slurm_backfill_last_depth", "sdiag: Backfilling stats, Last depth cycle: jobs "
+         "looked at in the last backfill cycle.", d.bf_last_depth),
+        ("slurm_backfill_last_depth_try", "sdiag: Backfilling stats, Last depth cycle (try "
+         "sched): jobs in the last backfill cycle that were tried for a start time.",
+         d.bf_last_depth_try),
+        ("slurm_backfill_queue_length", "sdiag: Backfilling stats, Last queue length: jobs "
+         "pending in the last backfill cycle.", d.bf_queue_len),
+        ("slurm_backfill_table_size", "sdiag: Backfilling stats, Last table size: time slots "
+         "in the last backfill cycle's resource table.", d.bf_table_size),
+        ("slurm_backfill_last_backfilled_jobs", "sdiag: Backfilling stats, Total backfilled "
+         "jobs (since last stats cycle start): jobs started by backfill since the statistics "
+         "reset (not the last cycle's).", d.bf_last_backfilled_jobs),
+        ("slurm_backfill_last_cycle_timestamp_seconds", "sdiag: Backfilling stats, Last cycle "
+         "when: start of the last backfill cycle as a Unix timestamp (0 if none yet).",
+         d.bf_when_last_cycle),
+    ]
+    counters: list[tuple[str, str, float]] = [
+        ("slurm_scheduler_cycles", "sdiag: Main schedule statistics, Total cycles: main "
+         "scheduling cycles run." + _RESET, d.schedule_cycle_total),
+        ("slurm_scheduler_cycle_seconds", "sdiag: Time spent in main scheduling cycles, in "
+         "seconds (Mean cycle x Total cycles)." + _RESET, d.schedule_cycle_sum_seconds),
+        ("slurm_scheduler_jobs_submitted", "sdiag: Jobs submitted." + _RESET,
+         d.jobs_submitted),
+        ("slurm_scheduler_jobs_started", "sdiag: Jobs started." + _RESET, d.jobs_started),
+        ("slurm_scheduler_jobs_completed", "sdiag: Jobs completed." + _RESET,
+         d.jobs_completed),
+        ("slurm_scheduler_jobs_canceled", "sdiag: Jobs canceled." + _RESET, d.jobs_canceled),
+        ("slurm_scheduler_jobs_failed", "sdiag: Jobs failed." + _RESET, d.jobs_failed),
+        ("slurm_backfill_cycles", "sdiag: Backfilling stats, Total cycles: backfill cycles "
+         "run." + _RESET, d.bf_cycle_counter),
+        ("slurm_backfill_cycle_seconds", "sdiag: Time spent in backfill cycles, in seconds "
+         "(Mean cycle x Total cycles)." + _RESET, d.bf_cycle_sum_seconds),
+        ("slurm_backfill_backfilled_jobs", "sdiag: Backfilling stats, Total backfilled jobs "
+         "(since last slurm start): jobs started by backfill. Resets on sdiag -r and "
+         "slurmctld restart, not daily.", d.bf_backfilled_jobs),
+    ]
+    families: list[Metric] = []
+    for name, documentation, value in gauges:
+        families.append(GaugeMetricFamily(name, documentation, value=value))
+    for name, documentation, value in counters:
+        families.append(CounterMetricFamily(name, documentation, value=value))
+    families += _rpc_families(
+        d.rpcs_by_message_type,
+        "message_type",
+        "slurm_rpc_calls",
+        "slurm_rpc_time_seconds",
+        "message type",
+    )
+    families += _rpc_families(
+        d.rpcs_by_user, "user", "slurm_rpc_user_calls", "slurm_rpc_user_time_seconds", "user"
+    )
+    return families

@@ -99,7 +99,8 @@ def collect_diag(diag: Diag) -> list[Metric]:
         ("slurm_backfill_last_depth", "sdiag: Backfilling stats, Last depth cycle: jobs "
          "looked at in the last backfill cycle.", d.bf_last_depth),
         ("slurm_backfill_last_depth_try", "sdiag: Backfilling stats, Last depth cycle (try "
-         "sched): jobs in the last backfill cycle that were tried for a start time.",
+         "sched): jobs in the last backfill cycle that had a chance to start on available "
+         "resources.",
          d.bf_last_depth_try),
         ("slurm_backfill_queue_length", "sdiag: Backfilling stats, Last queue length: jobs "
          "pending in the last backfill cycle.", d.bf_queue_len),

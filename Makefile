@@ -1,0 +1,24 @@
+# slurm-exporter: the commands of the README.
+PYTHON ?= python3
+
+.PHONY: demo demo-stop test install lint
+
+## demo: a live one-node Slurm 26.05 cluster with jobs, and the exporter on :9341 (Ctrl-C stops all)
+demo:
+	bash scripts/demo.sh
+
+## demo-stop: stop whatever `make demo` left running
+demo-stop:
+	bash scripts/demo.sh stop
+
+## install: the exporter, its test tools and the host packages the tests need
+install:
+	bash scripts/ci-setup.sh
+
+## test: every test (unit, fixtures, promtool, real slurmrestd 24.11 and 26.05, lint)
+test: install
+	$(PYTHON) -m pytest
+
+lint:
+	$(PYTHON) -m ruff check exporter tests
+	$(PYTHON) -m mypy exporter

@@ -7,7 +7,7 @@ import re
 import msgspec
 
 from exporter.api.errors import DecodeError
-from exporter.api.versions import SUPPORTED_VERSIONS, newest_supported
+from exporter.api.versions import newest_supported
 
 _SLURM_PATH = re.compile(r"^/slurm/(v\d+\.\d+\.\d+)/")
 OPENAPI_PATH = "/openapi/v3"
@@ -36,14 +36,5 @@ def version_key(version: str) -> tuple[int, ...]:
 
 
 def choose_version(served: list[str]) -> str | None:
-    """The newest version both sides support; a newer unknown one if that is all there is.
-
-    An unknown version newer than every supported one is tried with the newest
-    adapter (new API versions mostly add fields); older unknown ones are not.
-    """
-    picked = newest_supported(served)
-    if picked is not None:
-        return picked
-    newest_known = version_key(SUPPORTED_VERSIONS[-1])
-    newer = [v for v in served if version_key(v) > newest_known]
-    return max(newer, key=version_key) if newer else None
+    """The newest version both sides support; else the closest unknown newer one."""
+    return newest_supported(served)

@@ -1,0 +1,41 @@
+"""API version discovery on the /openapi/v3 documents of real slurmrestd."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from exporter.api.discovery import choose_version, served_versions
+from exporter.api.errors import DecodeError
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+
+
+@pytest.mark.parametrize(
+    ("release", "served", "chosen"),
+    [
+        ("22.05", ["v0.0.36", "v0.0.37", "v0.0.38"], "v0.0.38"),
+        ("24.11", ["v0.0.40", "v0.0.41", "v0.0.42"], "v0.0.42"),
+        ("26.05", ["v0.0.42", "v0.0.43", "v0.0.44", "v0.0.45"], "v0.0.45"),
+    ],
+)
+def test_served_and_chosen_versions(release: str, served: list[str], chosen: str) -> None:
+    body = (FIXTURES / f"slurm-{release}" / "openapi_v3.json").read_bytes()
+    assert served_versions(body) == served
+    assert choose_version(served) == chosen
+
+
+def test_an_unknown_newer_version_is_tried_with_the_newest_adapter() -> None:
+    assert choose_version(["v0.0.44", "v0.0.45", "v0.0.46"]) == "v0.0.45"
+    assert choose_version(["v0.0.46", "v0.0.47"]) == "v0.0.46"  # closest to what we know
+
+
+def test_only_unknown_older_versions() -> None:
+    assert choose_version(["v0.0.34", "v0.0.35"]) is None
+    assert choose_version([]) is None
+
+
+def test_not_an_openapi_document() -> None:
+    with pytest.raises(DecodeError):
+        served_versions(b"<html>proxy error</html>")

@@ -1,0 +1,136 @@
+"""Errors raised by the adapter layer, and a best-effort reader of error answers.
+
+Three kinds of failure matter to callers, who treat them differently:
+
+* `DecodeError`: the body is not the JSON we expect (garbage, truncated, empty,
+  a wrong type on a field we need). A bug or a proxy in the way; retrying the
+  same request will not help.
+* `SlurmError`: slurmrestd answered in its own format but filled `errors`
+  (expired token, slurmctld down, unknown job ...). Carries Slurm's entries.
+* `UnsupportedVersionError`: no adapter for an API version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+# Keep messages short: bodies can be hundreds of megabytes and may carry
+# user data; a log line must never quote more than a short prefix.
+_MAX_MESSAGE = 300
+_MAX_BODY_QUOTE = 80
+
+
+class ApiError(Exception):
+    """Base class of everything the adapter layer raises on purpose."""
+
+
+class DecodeError(ApiError):
+    """The body is not the JSON this adapter expects."""
+
+    def __init__(self, message: str) -> None:
+        if len(message) > _MAX_MESSAGE:
+            message = message[: _MAX_MESSAGE - 3] + "..."
+        super().__init__(message)
+        self.message = message
+
+
+class UnsupportedVersionError(ApiError, ValueError):
+    """No adapter exists for this API version string."""
+
+
+class SlurmErrorEntry(msgspec.Struct, frozen=True):
+    """One entry of slurmrestd's `errors` array."""
+
+    error_number: int = 0
+    error: str = ""
+    description: str = ""
+    source: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.error or 'error'} ({self.error_number})"
+        if self.description:
+            text += f": {self.description}"
+        if self.source:
+            text += f" [source: {self.source}]"
+        return text
+
+
+class SlurmError(ApiError):
+    """slurmrestd answered with a non-empty `errors` array."""
+
+    def __init__(self, errors: Sequence[SlurmErrorEntry]) -> None:
+        self.errors: list[SlurmErrorEntry] = list(errors)
+        count = len(self.errors)
+        listed = "; ".join(str(e) for e in self.errors) or "(no details)"
+        super().__init__(f"slurmrestd reported {count} error{'s' * (count != 1)}: {listed}")
+
+    @property
+    def error_numbers(self) -> tuple[int, ...]:
+        return tuple(e.error_number for e in self.errors)
+
+
+def describe_body(body: bytes) -> str:
+    """A short, safe description of a body for error messages."""
+    if not body:
+        return "empty body"
+    quoted = body[:_MAX_BODY_QUOTE]
+    more = "..." if len(body) > _MAX_BODY_QUOTE else ""
+    return f"{len(body)} bytes, starting {quoted!r}{more}"
+
+
+# --- best-effort reading of `errors` -------------------------------------------
+# Error answers differ between generations only in what surrounds `errors`, and
+# every field of an entry has been seen missing or null somewhere, so every
+# field is optional here.
+
+
+class _RawErrorEntry(msgspec.Struct):
+    error_number: int | None = None
+    error: str | None = None
+    description: str | None = None
+    source: str | None = None
+
+    def clean(self) -> SlurmErrorEntry:
+        return SlurmErrorEntry(
+            error_number=self.error_number if self.error_number is not None else 0,
+            error=self.error or "",
+            description=self.description or "",
+            source=self.source or "",
+        )
+
+
+class _ErrorsOnly(msgspec.Struct):
+    errors: list[msgspec.Raw] | None = None
+
+
+_errors_decoder = msgspec.json.Decoder(_ErrorsOnly)
+_entry_decoder = msgspec.json.Decoder(_RawErrorEntry)
+
+
+def entries_from_raw(raw_entries: Sequence[msgspec.Raw]) -> list[SlurmErrorEntry]:
+    """Decode `errors` entries one by one, so one odd entry spoils nothing else.
+
+    An entry that is not an object still counts: Slurm did report an error.
+    """
+    entries = []
+    for raw in raw_entries:
+        try:
+            entries.append(_entry_decoder.decode(raw).clean())
+        except msgspec.DecodeError:
+            entries.append(SlurmErrorEntry(error="unreadable error entry"))
+    return entries
+
+
+def parse_errors(body: bytes) -> list[SlurmErrorEntry]:
+    """The `errors` entries of any slurmrestd answer, whatever its HTTP status.
+
+    Best effort: returns [] when the body is not JSON (e.g. the plain-text
+    `Authentication failure` of a 401) or has no usable `errors` array.
+    """
+    try:
+        parsed = _errors_decoder.decode(body)
+    except msgspec.DecodeError:  # also covers ValidationError
+        return []
+    return entries_from_raw(parsed.errors or ())

@@ -1,0 +1,45 @@
+"""The interface every API-generation adapter implements.
+
+An adapter knows one generation's URLs and JSON shapes and returns the
+normalised types of `exporter.api.model`. Parsing raises
+`exporter.api.errors.DecodeError` for bodies that are not the expected JSON and
+`exporter.api.errors.SlurmError` when the body's `errors` array is not empty.
+"""
+
+from __future__ import annotations
+
+from typing import Final, Literal, Protocol
+
+from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response
+
+Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping"]
+ENDPOINTS: Final[tuple[Endpoint, ...]] = ("diag", "jobs", "nodes", "partitions", "ping")
+
+
+class Adapter(Protocol):
+    @property
+    def version(self) -> str:
+        """The API version this adapter talks, e.g. "v0.0.45"."""
+        ...
+
+    def path(self, endpoint: str) -> str:
+        """URL path of an endpoint in ENDPOINTS, e.g. "/slurm/v0.0.45/jobs/"."""
+        ...
+
+    def parse_diag(self, body: bytes) -> Response[Diag]: ...
+
+    def parse_jobs(self, body: bytes) -> Response[list[Job]]: ...
+
+    def parse_nodes(self, body: bytes) -> Response[list[Node]]: ...
+
+    def parse_partitions(self, body: bytes) -> Response[list[Partition]]: ...
+
+    def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]: ...
+
+
+def check_endpoint(endpoint: str) -> Endpoint:
+    """The endpoint, checked; ValueError for anything outside ENDPOINTS."""
+    for known in ENDPOINTS:
+        if endpoint == known:
+            return known
+    raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {', '.join(ENDPOINTS)}")

@@ -1,0 +1,266 @@
+"""Adapter for the Slurm 22.05 generation: API v0.0.36, v0.0.37, v0.0.38.
+
+What sets this generation apart (see tests/fixtures/slurm-22.05*/README.md):
+paths without trailing slash; `meta.Slurm` (capital S) and the version only in
+`meta.plugin.type` ("openapi/v0.0.38"); `job_state` is the word squeue prints;
+node `state` is the lower-case base state with flags in `state_flags` (none at
+all in v0.0.36, which also lacks node partitions and allocations); plain
+numbers, with null, -1 or NO_VAL for "unset/unlimited"; ping `{ping: "UP"}`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from exporter.api import normalise as norm
+from exporter.api.adapter import check_endpoint
+from exporter.api.decoding import Envelope, Num, decode, integer, number, optional_int
+from exporter.api.model import (
+    ControllerPing,
+    Diag,
+    Job,
+    Meta,
+    Node,
+    Partition,
+    Response,
+)
+from exporter.api.sdiag import Statistics, to_diag
+
+VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
+
+
+# --- wire types: only the fields we read ------------------------------------------
+
+
+class _Plugin(msgspec.Struct, gc=False):
+    type: str | None = None
+
+
+class _Release(msgspec.Struct, gc=False):
+    release: str | None = None
+
+
+class _Meta(msgspec.Struct, gc=False):
+    plugin: _Plugin | None = None
+    slurm: _Release | None = msgspec.field(default=None, name="Slurm")
+
+
+class _Job(msgspec.Struct, gc=False):
+    job_id: int
+    job_state: str | list[str] | None = None
+    partition: str | None = None
+    user_name: str | None = None
+    account: str | None = None
+    state_reason: str | None = None
+    cpus: Num = None
+    node_count: Num = None
+    tasks: Num = None
+    memory_per_node: Num = None  # MiB
+    memory_per_cpu: Num = None  # MiB
+    tres_req_str: str | None = None
+    tres_alloc_str: str | None = None
+    tres_per_job: str | None = None
+    tres_per_node: str | None = None
+    tres_per_task: str | None = None
+    gres_detail: list[str] | None = None
+
+
+class _Node(msgspec.Struct, gc=False):
+    name: str
+    state: str | None = None  # lower-case base state
+    state_flags: list[str] | None = None  # v0.0.37+
+    partitions: list[str] | None = None  # v0.0.37+
+    cpus: Num = None
+    alloc_cpus: Num = None  # v0.0.37+
+    real_memory: Num = None  # MiB
+    alloc_memory: Num = None  # MiB, v0.0.37+
+    free_memory: Num = None  # MiB
+    cpu_load: Num = None  # load x 100
+    gres: str | None = None
+    gres_used: str | None = None
+    reason: str | None = None
+
+
+class _Partition(msgspec.Struct, gc=False):
+    name: str
+    state: str | None = None  # v0.0.37+; v0.0.36 does not say
+    flags: list[str] | None = None  # ["default"] on the default partition
+    total_cpus: Num = None
+    total_nodes: Num = None
+    nodes: str | None = None
+    max_time_limit: Num = None  # minutes; -1 / null = unlimited
+
+
+class _Ping(msgspec.Struct, gc=False):
+    hostname: str | None = None
+    ping: str | None = None  # "UP" / "DOWN"
+    mode: str | None = None
+
+
+class _Body(Envelope, kw_only=True):
+    meta: _Meta | None = None
+
+
+class _DiagBody(_Body, kw_only=True):
+    statistics: Statistics
+
+
+class _JobsBody(_Body, kw_only=True):
+    jobs: list[_Job]
+
+
+class _NodesBody(_Body, kw_only=True):
+    nodes: list[_Node]
+
+
+class _PartitionsBody(_Body, kw_only=True):
+    partitions: list[_Partition]
+
+
+class _PingBody(_Body, kw_only=True):
+    pings: list[_Ping]
+
+
+# Built once: a msgspec Decoder compiles its type and is reused for every body.
+_diag_decoder = msgspec.json.Decoder(_DiagBody)
+_jobs_decoder = msgspec.json.Decoder(_JobsBody)
+_nodes_decoder = msgspec.json.Decoder(_NodesBody)
+_partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
+_ping_decoder = msgspec.json.Decoder(_PingBody)
+
+
+# --- conversion -----------------------------------------------------------------
+
+
+def _job(raw: _Job) -> Job:
+    words = [raw.job_state] if isinstance(raw.job_state, str) else raw.job_state or []
+    facts = norm.JobFacts(
+        pending=norm.job_is_pending(words),
+        tres_alloc=raw.tres_alloc_str or "",
+        tres_req=raw.tres_req_str or "",
+        cpus=optional_int(raw.cpus),
+        node_count=optional_int(raw.node_count),
+        tasks=optional_int(raw.tasks),
+        memory_per_node_mib=optional_int(raw.memory_per_node),
+        memory_per_cpu_mib=optional_int(raw.memory_per_cpu),
+        tres_per_job=raw.tres_per_job or "",
+        tres_per_node=raw.tres_per_node or "",
+        tres_per_task=raw.tres_per_task or "",
+        gres_detail=raw.gres_detail or (),
+    )
+    res = norm.job_resources(facts)
+    return Job(
+        job_id=raw.job_id,
+        state=norm.job_state(words),
+        partition=raw.partition or "",
+        user=raw.user_name or "",
+        account=raw.account or "",
+        reason=raw.state_reason or "None",
+        cpus=res.cpus,
+        memory_bytes=res.memory_bytes,
+        nodes=res.nodes,
+        gpus=res.gpus,
+    )
+
+
+def _node(raw: _Node) -> Node:
+    words = [raw.state or "", *(raw.state_flags or ())]
+    free = optional_int(raw.free_memory)
+    return Node(
+        name=raw.name,
+        state=norm.node_state(words),
+        flags=tuple(w.upper() for w in words if w),
+        partitions=tuple(raw.partitions or ()),
+        cpus=integer(raw.cpus),
+        alloc_cpus=integer(raw.alloc_cpus),
+        real_memory_bytes=norm.mib_to_bytes(optional_int(raw.real_memory)),
+        alloc_memory_bytes=norm.mib_to_bytes(optional_int(raw.alloc_memory)),
+        free_memory_bytes=None if free is None or free < 0 else norm.mib_to_bytes(free),
+        cpu_load=float(number(raw.cpu_load) or 0) / 100,
+        gpus_total=norm.gres_gpus(raw.gres),
+        gpus_alloc=norm.gres_gpus(raw.gres_used),
+        reason=raw.reason or "",
+    )
+
+
+def _partition(raw: _Partition) -> Partition:
+    minutes = optional_int(raw.max_time_limit)
+    return Partition(
+        name=raw.name,
+        state=(raw.state or "unknown").lower(),
+        total_cpus=integer(raw.total_cpus),
+        total_nodes=integer(raw.total_nodes),
+        nodes=raw.nodes or "",
+        max_time_seconds=None if minutes is None or minutes < 0 else float(minutes * 60),
+        is_default=any(f.upper() == "DEFAULT" for f in raw.flags or ()),
+    )
+
+
+def _ping(raw: _Ping) -> ControllerPing:
+    return ControllerPing(
+        hostname=raw.hostname or "",
+        responding=(raw.ping or "").upper() == "UP",
+        latency_seconds=None,  # 22.05 does not measure it
+        mode=raw.mode or "",
+    )
+
+
+class V0036Adapter:
+    """Talks v0.0.36, v0.0.37 or v0.0.38 (Slurm 22.05; also served by 23.02)."""
+
+    def __init__(self, version: str) -> None:
+        if version not in VERSIONS:
+            raise ValueError(f"{version} is not one of {', '.join(VERSIONS)}")
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def __repr__(self) -> str:
+        return f"V0036Adapter({self._version!r})"
+
+    def path(self, endpoint: str) -> str:
+        return f"/slurm/{self._version}/{check_endpoint(endpoint)}"
+
+    def _meta(self, meta: _Meta | None) -> Meta:
+        plugin_type = meta.plugin.type if meta and meta.plugin else None
+        release = meta.slurm.release if meta and meta.slurm else None
+        return Meta(
+            api_version=norm.version_from_plugin(plugin_type) or self._version,
+            slurm_release=release or "",
+            cluster="",  # 22.05 does not name the cluster in meta
+        )
+
+    def _what(self, endpoint: str) -> str:
+        return f"{self._version} /{endpoint}"
+
+    def parse_diag(self, body: bytes) -> Response[Diag]:
+        parsed = decode(_diag_decoder, body, self._what("diag"))
+        return Response(self._meta(parsed.meta), to_diag(parsed.statistics), parsed.warning_texts())
+
+    def parse_jobs(self, body: bytes) -> Response[list[Job]]:
+        parsed = decode(_jobs_decoder, body, self._what("jobs"))
+        return Response(
+            self._meta(parsed.meta), [_job(j) for j in parsed.jobs], parsed.warning_texts()
+        )
+
+    def parse_nodes(self, body: bytes) -> Response[list[Node]]:
+        parsed = decode(_nodes_decoder, body, self._what("nodes"))
+        return Response(
+            self._meta(parsed.meta), [_node(n) for n in parsed.nodes], parsed.warning_texts()
+        )
+
+    def parse_partitions(self, body: bytes) -> Response[list[Partition]]:
+        parsed = decode(_partitions_decoder, body, self._what("partitions"))
+        return Response(
+            self._meta(parsed.meta),
+            [_partition(p) for p in parsed.partitions],
+            parsed.warning_texts(),
+        )
+
+    def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]:
+        parsed = decode(_ping_decoder, body, self._what("ping"))
+        return Response(
+            self._meta(parsed.meta), [_ping(p) for p in parsed.pings], parsed.warning_texts()
+        )

@@ -1,0 +1,309 @@
+"""Adapter for the data_parser generation: API v0.0.40 and newer (Slurm 23.11+).
+
+What sets this generation apart (see tests/fixtures/slurm-24.11*, -26.05*):
+collection paths end in `/`; `meta.slurm` with the cluster name and the
+version in `meta.plugin.data_parser`; job and node states are lists of base and
+flag words; numbers are `{set, infinite, number}`. Within the generation:
+v0.0.42 ping adds `responding`/`primary`, v0.0.45 drops `pinged` and `mode`;
+partition `flags` (hence DEFAULT) exist only from v0.0.45. Versions newer than
+v0.0.45 are parsed the same way: fields we read have stayed put since v0.0.40.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from exporter.api import normalise as norm
+from exporter.api.adapter import check_endpoint
+from exporter.api.decoding import Envelope, Num, decode, integer, number, optional_int
+from exporter.api.model import (
+    ControllerPing,
+    Diag,
+    Job,
+    Meta,
+    Node,
+    Partition,
+    Response,
+)
+from exporter.api.sdiag import Statistics, to_diag
+
+# --- wire types: only the fields we read ------------------------------------------
+
+
+class _Plugin(msgspec.Struct, gc=False):
+    data_parser: str | None = None
+
+
+class _SlurmInfo(msgspec.Struct, gc=False):
+    release: str | None = None
+    cluster: str | None = None
+
+
+class _Meta(msgspec.Struct, gc=False):
+    plugin: _Plugin | None = None
+    slurm: _SlurmInfo | None = None
+
+
+class _Job(msgspec.Struct, gc=False):
+    job_id: int
+    job_state: list[str] | str | None = None
+    partition: str | None = None
+    user_name: str | None = None
+    account: str | None = None
+    state_reason: str | None = None
+    cpus: Num = None
+    node_count: Num = None
+    tasks: Num = None
+    memory_per_node: Num = None  # MiB
+    memory_per_cpu: Num = None  # MiB
+    tres_req_str: str | None = None
+    tres_alloc_str: str | None = None
+    tres_per_job: str | None = None
+    tres_per_node: str | None = None
+    tres_per_task: str | None = None
+    gres_detail: list[str] | None = None
+
+
+class _Node(msgspec.Struct, gc=False):
+    name: str
+    state: list[str] | str | None = None  # base + flags, e.g. ["IDLE", "DRAIN"]
+    partitions: list[str] | None = None
+    cpus: Num = None
+    alloc_cpus: Num = None
+    real_memory: Num = None  # MiB
+    alloc_memory: Num = None  # MiB
+    free_mem: Num = None  # MiB
+    cpu_load: Num = None  # load x 100
+    gres: str | None = None
+    gres_used: str | None = None
+    reason: str | None = None
+
+
+class _PartitionNodes(msgspec.Struct, gc=False):
+    configured: str | None = None
+    total: Num = None
+
+
+class _PartitionCpus(msgspec.Struct, gc=False):
+    total: Num = None
+
+
+class _PartitionMaximums(msgspec.Struct, gc=False):
+    time: Num = None  # minutes
+
+
+class _PartitionState(msgspec.Struct, gc=False):
+    state: list[str] | str | None = None
+
+
+class _Partition(msgspec.Struct, gc=False):
+    name: str
+    partition: _PartitionState | None = None
+    nodes: _PartitionNodes | None = None
+    cpus: _PartitionCpus | None = None
+    maximums: _PartitionMaximums | None = None
+    flags: list[str] | None = None  # v0.0.45+: ["DEFAULT"]
+
+
+class _Ping(msgspec.Struct, gc=False):
+    hostname: str | None = None
+    pinged: str | None = None  # "UP"/"DOWN", up to v0.0.44
+    responding: bool | None = None  # v0.0.42+
+    latency: Num = None  # microseconds
+    mode: str | None = None  # up to v0.0.44
+    primary: bool | None = None  # v0.0.42+
+
+
+class _Body(Envelope, kw_only=True):
+    meta: _Meta | None = None
+
+
+class _DiagBody(_Body, kw_only=True):
+    statistics: Statistics
+
+
+class _JobsBody(_Body, kw_only=True):
+    jobs: list[_Job]
+
+
+class _NodesBody(_Body, kw_only=True):
+    nodes: list[_Node]
+
+
+class _PartitionsBody(_Body, kw_only=True):
+    partitions: list[_Partition]
+
+
+class _PingBody(_Body, kw_only=True):
+    pings: list[_Ping]
+
+
+# Built once: a msgspec Decoder compiles its type and is reused for every body.
+_diag_decoder = msgspec.json.Decoder(_DiagBody)
+_jobs_decoder = msgspec.json.Decoder(_JobsBody)
+_nodes_decoder = msgspec.json.Decoder(_NodesBody)
+_partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
+_ping_decoder = msgspec.json.Decoder(_PingBody)
+
+
+# --- conversion -----------------------------------------------------------------
+
+
+def _words(value: list[str] | str | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def _job(raw: _Job) -> Job:
+    words = _words(raw.job_state)
+    facts = norm.JobFacts(
+        pending=norm.job_is_pending(words),
+        tres_alloc=raw.tres_alloc_str or "",
+        tres_req=raw.tres_req_str or "",
+        cpus=optional_int(raw.cpus),
+        node_count=optional_int(raw.node_count),
+        tasks=optional_int(raw.tasks),
+        memory_per_node_mib=optional_int(raw.memory_per_node),
+        memory_per_cpu_mib=optional_int(raw.memory_per_cpu),
+        tres_per_job=raw.tres_per_job or "",
+        tres_per_node=raw.tres_per_node or "",
+        tres_per_task=raw.tres_per_task or "",
+        gres_detail=raw.gres_detail or (),
+    )
+    res = norm.job_resources(facts)
+    return Job(
+        job_id=raw.job_id,
+        state=norm.job_state(words),
+        partition=raw.partition or "",
+        user=raw.user_name or "",
+        account=raw.account or "",
+        reason=raw.state_reason or "None",
+        cpus=res.cpus,
+        memory_bytes=res.memory_bytes,
+        nodes=res.nodes,
+        gpus=res.gpus,
+    )
+
+
+def _node(raw: _Node) -> Node:
+    words = _words(raw.state)
+    free = optional_int(raw.free_mem)
+    return Node(
+        name=raw.name,
+        state=norm.node_state(words),
+        flags=tuple(w.upper() for w in words if w),
+        partitions=tuple(raw.partitions or ()),
+        cpus=integer(raw.cpus),
+        alloc_cpus=integer(raw.alloc_cpus),
+        real_memory_bytes=norm.mib_to_bytes(optional_int(raw.real_memory)),
+        alloc_memory_bytes=norm.mib_to_bytes(optional_int(raw.alloc_memory)),
+        free_memory_bytes=None if free is None or free < 0 else norm.mib_to_bytes(free),
+        cpu_load=float(number(raw.cpu_load) or 0) / 100,
+        gpus_total=norm.gres_gpus(raw.gres),
+        gpus_alloc=norm.gres_gpus(raw.gres_used),
+        reason=raw.reason or "",
+    )
+
+
+def _partition(raw: _Partition) -> Partition:
+    states = _words(raw.partition.state if raw.partition else None)
+    minutes = optional_int(raw.maximums.time if raw.maximums else None)
+    return Partition(
+        name=raw.name,
+        state=states[0].lower() if states else "unknown",
+        total_cpus=integer(raw.cpus.total if raw.cpus else None),
+        total_nodes=integer(raw.nodes.total if raw.nodes else None),
+        nodes=(raw.nodes.configured if raw.nodes else None) or "",
+        max_time_seconds=None if minutes is None or minutes < 0 else float(minutes * 60),
+        # v0.0.40-v0.0.44 do not say which partition is the default.
+        is_default=any(f.upper() == "DEFAULT" for f in raw.flags or ()),
+    )
+
+
+def _ping_mode(raw: _Ping, index: int, count: int) -> str:
+    if raw.mode:
+        return raw.mode
+    # v0.0.45 only says primary yes/no. Up to v0.0.44 slurmrestd named the
+    # controller at offset i (the list order) "primary" for 0, "backup" when
+    # there are exactly two, else "backup<i>" (data_parser
+    # DUMP_FUNC(CONTROLLER_PING_MODE)); rebuild that so labels do not change
+    # when a site moves to v0.0.45.
+    primary = raw.primary if raw.primary is not None else index == 0
+    if primary:
+        return "primary"
+    return "backup" if count == 2 else f"backup{index}"
+
+
+def _ping(raw: _Ping, index: int, count: int) -> ControllerPing:
+    if raw.responding is not None:
+        responding = raw.responding
+    else:
+        responding = (raw.pinged or "").upper() == "UP"
+    latency = number(raw.latency)
+    return ControllerPing(
+        hostname=raw.hostname or "",
+        responding=responding,
+        latency_seconds=None if latency is None else norm.usec_to_seconds(latency),
+        mode=_ping_mode(raw, index, count),
+    )
+
+
+class V0040Adapter:
+    """Talks v0.0.40 and any newer version (Slurm 23.11 onwards)."""
+
+    def __init__(self, version: str) -> None:
+        self._version = version
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    def __repr__(self) -> str:
+        return f"V0040Adapter({self._version!r})"
+
+    def path(self, endpoint: str) -> str:
+        # Collections end in "/" in this generation; all five of ours do.
+        return f"/slurm/{self._version}/{check_endpoint(endpoint)}/"
+
+    def _meta(self, meta: _Meta | None) -> Meta:
+        parser = meta.plugin.data_parser if meta and meta.plugin else None
+        slurm = meta.slurm if meta else None
+        return Meta(
+            api_version=norm.version_from_plugin(parser) or self._version,
+            slurm_release=(slurm.release if slurm else None) or "",
+            cluster=(slurm.cluster if slurm else None) or "",
+        )
+
+    def _what(self, endpoint: str) -> str:
+        return f"{self._version} /{endpoint}"
+
+    def parse_diag(self, body: bytes) -> Response[Diag]:
+        parsed = decode(_diag_decoder, body, self._what("diag"))
+        return Response(self._meta(parsed.meta), to_diag(parsed.statistics), parsed.warning_texts())
+
+    def parse_jobs(self, body: bytes) -> Response[list[Job]]:
+        parsed = decode(_jobs_decoder, body, self._what("jobs"))
+        return Response(
+            self._meta(parsed.meta), [_job(j) for j in parsed.jobs], parsed.warning_texts()
+        )
+
+    def parse_nodes(self, body: bytes) -> Response[list[Node]]:
+        parsed = decode(_nodes_decoder, body, self._what("nodes"))
+        return Response(
+            self._meta(parsed.meta), [_node(n) for n in parsed.nodes], parsed.warning_texts()
+        )
+
+    def parse_partitions(self, body: bytes) -> Response[list[Partition]]:
+        parsed = decode(_partitions_decoder, body, self._what("partitions"))
+        return Response(
+            self._meta(parsed.meta),
+            [_partition(p) for p in parsed.partitions],
+            parsed.warning_texts(),
+        )
+
+    def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]:
+        parsed = decode(_ping_decoder, body, self._what("ping"))
+        count = len(parsed.pings)
+        pings = [_ping(p, i, count) for i, p in enumerate(parsed.pings)]
+        return Response(self._meta(parsed.meta), pings, parsed.warning_texts())

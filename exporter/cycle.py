@@ -113,8 +113,8 @@ class Collection:
             for e in self._endpoints:
                 self._record_failure(e, failure, 0.0)
         else:
-            futures = {e: self._pool.submit(self._call, adapter, e) for e in self._endpoints}
-            for e, fut in futures.items():
+            futures = [self._pool.submit(self._call, adapter, e) for e in self._endpoints]
+            for fut in futures:
                 fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
         self.snapshot = self._publish(cycle_seconds)
@@ -181,8 +181,8 @@ class Collection:
             return
         except Exception as e:  # a bug in a parser or collector: report it, don't crash
             log.exception("%s: unexpected error", endpoint)
-            failure = EndpointFailure("decode", f"GET {path}: unexpected {type(e).__name__}: {e}")
-            self._record_failure(endpoint, failure, time.perf_counter() - t0)
+            bug = EndpointFailure("decode", f"GET {path}: unexpected {type(e).__name__}: {e}")
+            self._record_failure(endpoint, bug, time.perf_counter() - t0)
             return
         self._meta = response.meta
         for w in response.warnings:

@@ -1,0 +1,82 @@
+"""The README's metrics table, generated from what the collectors really produce.
+
+    python3 -m tests.metrics_doc          print the table
+    python3 -m tests.metrics_doc --write  put it into README.md
+
+tests/unit/test_readme.py fails when README.md and the code disagree.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.api.model import Meta
+from exporter.api.versions import adapter_for
+from exporter.collectors import COLLECTORS
+from exporter.collectors.health import EndpointHealth, TokenHealth, collect_health
+from exporter.settings import load_settings
+
+TOP = Path(__file__).resolve().parents[1]
+FIXTURES = TOP / "tests" / "fixtures"
+BEGIN = "<!-- metrics table: begin (python3 -m tests.metrics_doc --write) -->"
+END = "<!-- metrics table: end -->"
+
+FLAG_OF = {  # families that only exist behind a flag
+    "slurm_user_": "--jobs-per-user",
+    "slurm_account_": "--jobs-per-account",
+    "slurm_node_": "--nodes-per-node",
+}
+
+
+def all_families() -> list[tuple[str, Metric]]:
+    """(collector, family) for every family, every optional one switched on."""
+    settings = load_settings(["--auth", "none", "--nodes-per-node"])
+    adapter = adapter_for("v0.0.45")
+    out: list[tuple[str, Metric]] = []
+    for endpoint, spec in COLLECTORS.items():
+        folder = "slurm-26.05-gpus" if endpoint in ("jobs", "nodes") else "slurm-26.05"
+        body = (FIXTURES / folder / f"v0.0.45_{endpoint}.json").read_bytes()
+        for fam in spec.collect(spec.parse(adapter, body).data, settings):
+            out.append((endpoint, fam))
+    health = collect_health(
+        {"jobs": EndpointHealth(True, 0.1, 1.0, {})},
+        TokenHealth(2.0, {}),
+        Meta("v0.0.45", "26.05.5", "c"),
+        "0",
+        0.1,
+        1.0,
+    )
+    out += [("health", fam) for fam in health]
+    return out
+
+
+def table() -> str:
+    rows = ["| metric | type | labels | collector | help |", "|---|---|---|---|---|"]
+    for collector, fam in all_families():
+        name = fam.name + ("_total" if fam.type == "counter" else "")
+        name = name + "_info" if fam.type == "info" else name
+        labels: list[str] = []
+        for s in fam.samples:
+            labels += [k for k in s.labels if k not in labels]
+        flag = next((f for p, f in FLAG_OF.items() if fam.name.startswith(p)), "")
+        where = f"{collector} ({flag})" if flag else collector
+        kind = "gauge" if fam.type == "info" else fam.type
+        doc = fam.documentation.replace("|", "\\|")
+        rows.append(f"| `{name}` | {kind} | {', '.join(labels)} | {where} | {doc} |")
+    return "\n".join([BEGIN, *rows, END])
+
+
+def readme_with_table(readme: str) -> str:
+    start, end = readme.index(BEGIN), readme.index(END) + len(END)
+    return readme[:start] + table() + readme[end:]
+
+
+if __name__ == "__main__":
+    if "--write" in sys.argv:
+        path = TOP / "README.md"
+        path.write_text(readme_with_table(path.read_text()))
+    else:
+        print(table())

@@ -11,14 +11,14 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CONTENT_TYPE_LATEST
-
 from exporter import __version__
 from exporter.cycle import Snapshot
 
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
+# what generate_latest() writes (prometheus_client's CONTENT_TYPE_LATEST moved on to 1.0.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _LANDING = """<!doctype html>
 <html><head><title>Slurm exporter</title></head>
@@ -38,7 +38,7 @@ def make_app(
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
             body = snapshot().exposition
-            headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+            headers = [("Content-Type", CONTENT_TYPE)]
             if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
                 body = gzip.compress(body, compresslevel=1)
                 headers.append(("Content-Encoding", "gzip"))

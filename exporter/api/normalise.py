@@ -233,11 +233,13 @@ def _node_state_string(base: str, flags: set[str]) -> str:
 
 
 # --- numbers with units -----------------------------------------------------------
-_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)\s*$", re.IGNORECASE)
+_AMOUNT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]?)\s*$", re.IGNORECASE | re.ASCII)
 
 
 def parse_count(text: str) -> int | None:
     """A count such as `4`, or with Slurm's 1024-based suffix (`2K`); None if not one."""
+    if text.isascii() and text.isdigit():  # the common case, skips the regex (~100k calls a scrape)
+        return int(text)
     match = _AMOUNT.match(text)
     if not match:
         return None

@@ -90,7 +90,8 @@ def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
 
     `what` names the request in messages, e.g. "v0.0.45 /jobs".
     """
-    if not body or not body.strip():
+    # isspace() stops at the first non-blank byte; strip() could copy 900 MB.
+    if not body or body.isspace():
         raise DecodeError(f"{what}: empty body")
     try:
         envelope = decoder.decode(body)

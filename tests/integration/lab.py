@@ -33,7 +33,8 @@ class Lab:
         return self.env["SLURM_JWT_USER"]
 
     def run(self, *args: str, check: bool = True) -> str:
-        return lab_command(*args, "--release", self.release, check=check)
+        # options before `--`: after it everything belongs to the command run in the cluster
+        return lab_command(args[0], "--release", self.release, *args[1:], check=check)
 
     def slurm(self, *cmd: str) -> str:
         """A Slurm command run inside the cluster (squeue, sinfo, scontrol, sbatch...)."""

@@ -16,16 +16,12 @@ from dataclasses import dataclass
 
 import httpx
 
-from exporter.api.errors import SlurmErrorEntry, parse_errors
+from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
 from exporter.auth import AuthError, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# Slurm's "Protocol authentication error" (ESLURM_PROTOCOL_AUTHENTICATION_ERROR):
-# expired, badly signed or mismatched token, answered with 500 (<= 24.05) or 511.
-SLURM_AUTH_ERROR = 1007
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from prometheus_client.metrics_core import Metric
 from exporter import __version__
 from exporter.api.adapter import Adapter
 from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
-from exporter.api.errors import DecodeError, SlurmError
+from exporter.api.errors import SLURM_AUTH_ERROR, DecodeError, SlurmError
 from exporter.api.model import Meta
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource
@@ -168,6 +168,13 @@ class Collection:
                     "decode", f"GET {path}: HTTP {answer.status} but {e}", answer.status
                 ) from None
             except SlurmError as e:
+                if SLURM_AUTH_ERROR in e.error_numbers:
+                    raise EndpointFailure(
+                        "auth",
+                        f"GET {path}: HTTP {answer.status}, but slurmctld refused the token: "
+                        f"{e}; check --jwt-key-file (the cluster's jwt_key) and --jwt-user",
+                        answer.status,
+                    ) from None
                 raise EndpointFailure(
                     "slurm_error",
                     f"GET {path}: HTTP {answer.status} with Slurm errors: {e}",

@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     )
     jwt_user: str | None = Field(None, description="user name put in minted or scontrol tokens")
     jwt_lifespan: int = Field(
-        1800, ge=30, description="lifespan of minted or scontrol tokens, in seconds"
+        1800, ge=5, description="lifespan of minted or scontrol tokens, in seconds (>= 5)"
     )
     token_file: Path | None = Field(
         None, description="file holding a JWT (re-read when it changes), e.g. from a renewer"

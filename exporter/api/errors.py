@@ -40,6 +40,11 @@ class UnsupportedVersionError(ApiError, ValueError):
     """No adapter exists for this API version string."""
 
 
+# Slurm's "Protocol authentication error" (ESLURM_PROTOCOL_AUTHENTICATION_ERROR):
+# an expired, badly signed or mismatched token, answered with 500 (<= 24.05) or 511.
+SLURM_AUTH_ERROR = 1007
+
+
 class SlurmErrorEntry(msgspec.Struct, frozen=True):
     """One entry of slurmrestd's `errors` array."""
 

@@ -16,6 +16,7 @@ import msgspec
 from exporter.api import normalise as norm
 from exporter.api.adapter import check_endpoint
 from exporter.api.decoding import Envelope, Num, decode, integer, number, optional_int
+from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry
 from exporter.api.model import (
     ControllerPing,
     Diag,
@@ -112,6 +113,7 @@ class _Ping(msgspec.Struct, gc=False):
     latency: Num = None  # microseconds
     mode: str | None = None  # up to v0.0.44
     primary: bool | None = None  # v0.0.42+
+    status: str | None = None  # v0.0.45: "No error", or why the ping failed
 
 
 class _Body(Envelope, kw_only=True):
@@ -235,6 +237,23 @@ def _ping_mode(raw: _Ping, index: int, count: int) -> str:
     return "backup" if count == 2 else f"backup{index}"
 
 
+def _raise_if_token_refused(pings: list[_Ping]) -> None:
+    """A refused token makes ping answer 200 with the controller "not responding" and
+    status "Protocol authentication error": that is our token's fault, not slurmctld's."""
+    for p in pings:
+        if p.status and "authentication" in p.status.lower():
+            raise SlurmError(
+                [
+                    SlurmErrorEntry(
+                        error_number=SLURM_AUTH_ERROR,
+                        error=p.status,
+                        description=f"ping of {p.hostname or 'slurmctld'}",
+                        source="ping",
+                    )
+                ]
+            )
+
+
 def _ping(raw: _Ping, index: int, count: int) -> ControllerPing:
     if raw.responding is not None:
         responding = raw.responding
@@ -304,6 +323,7 @@ class V0040Adapter:
 
     def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]:
         parsed = decode(_ping_decoder, body, self._what("ping"))
+        _raise_if_token_refused(parsed.pings)
         count = len(parsed.pings)
         pings = [_ping(p, i, count) for i, p in enumerate(parsed.pings)]
         return Response(self._meta(parsed.meta), pings, parsed.warning_texts())

@@ -198,3 +198,20 @@ def test_disabled_collectors_are_not_called(mock: respx.MockRouter, key_file: Pa
     assert routes["jobs"].call_count == 0 and routes["diag"].call_count == 0
     assert snap.all_up
     assert ("slurm_exporter_endpoint_up", frozenset({("endpoint", "jobs")})) not in samples(snap)
+
+
+def test_a_ping_refused_for_our_token_is_an_auth_failure(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    # what 26.05 answers a token signed with the wrong key: 200, controller "not responding"
+    routes = serve_release(mock, "26.05", "v0.0.45")
+    routes["ping"].respond(
+        200,
+        content=b'{"pings": [{"hostname": "node1", "responding": false, "latency": 10732, '
+        b'"primary": true, "status": "Protocol authentication error"}], "errors": [], '
+        b'"warnings": []}',
+    )
+    snap = make_collection(key_file).run_once()
+    assert value(snap, "slurm_exporter_endpoint_errors_total", endpoint="ping",
+                 reason="auth") == 1
+    assert "slurm_controller_up{" not in snap.exposition.decode()

@@ -26,7 +26,9 @@
 #   release  Debian    slurmrestd  slurmctld  slurmd  slurmdbd
 #   26.05    forky     6820        6817       6818    6819      (the default)
 #   24.11    trixie    6830        6837       6838    6839
-#   22.05    bookworm  6840        6847       6848    6849      (--port changes slurmrestd's)
+#   22.05    bookworm  6840        6847       6848    6849
+#   --port P moves them all: P, P+7, P+8, P+9 (with another SLURMLAB_CACHE, a second copy
+#   of a release can run)
 #
 # Printed by start and env: SLURM_RELEASE, SLURM_VERSION, SLURMRESTD_URL, SLURMRESTD_SOCKET
 # (with --unix-socket), SLURM_JWT_KEY (host path of the key), SLURM_JWT_USER=exporter, and
@@ -61,7 +63,8 @@ set_release() {
     22.05) SUITE=bookworm; ports=(6840 6847 6848 6849);;
     *) die "unknown release '$RELEASE' (one of: ${RELEASES[*]})";;
   esac
-  RESTD_PORT=${PORT_OPT:-${ports[0]}} CTLD_PORT=${ports[1]} SLURMD_PORT=${ports[2]} DBD_PORT=${ports[3]}
+  [ -z "$PORT_OPT" ] || ports=("$PORT_OPT" $((PORT_OPT + 7)) $((PORT_OPT + 8)) $((PORT_OPT + 9)))
+  RESTD_PORT=${ports[0]} CTLD_PORT=${ports[1]} SLURMD_PORT=${ports[2]} DBD_PORT=${ports[3]}
   ROOT=$CACHE/$RELEASE RUN=$CACHE/$RELEASE.run
 }
 
@@ -89,16 +92,18 @@ q() { LAB_TIMEOUT=10 run_in root "$@"; }   # a query that must not hang (slurmct
 
 env_value() { sed -n "s/^$1=//p" "$RUN/env" 2>/dev/null; }
 
-ctld_pid() {   # host pid of slurmctld: a live child of our namespace init (daemons reparent to it)
-  local c state
-  for c in $(cat /proc/"$INIT"/task/*/children 2>/dev/null); do
-    [ "$(cat "/proc/$c/comm" 2>/dev/null)" = slurmctld ] || continue
+daemon_pid() {   # daemon_pid NAME: host pid of a live child of our namespace init (daemons reparent to it)
+  local c state kids=()
+  read -ra kids < <(cat /proc/"$INIT"/task/*/children 2>/dev/null) || true
+  for c in "${kids[@]}"; do
+    [ "$(cat "/proc/$c/comm" 2>/dev/null)" = "$1" ] || continue
     state=$(sed 's/.*) //' "/proc/$c/stat" 2>/dev/null | cut -c1)
     [ -n "$state" ] && [ "$state" != Z ] && { echo "$c"; return 0; }
   done
   return 1
 }
 
+ctld_pid() { daemon_pid slurmctld; }
 ctld_up() { q scontrol ping 2>/dev/null | grep -q 'is UP'; }
 node_state() { q sinfo -h -p debug -n node1 -o %T 2>/dev/null || true; }
 
@@ -110,7 +115,7 @@ host_tools() {
   command -v debootstrap >/dev/null || need+=(debootstrap)
   [ -s /usr/share/keyrings/debian-archive-keyring.gpg ] || need+=(debian-archive-keyring)
   command -v curl >/dev/null || need+=(curl)
-  command -v unshare >/dev/null && command -v nsenter >/dev/null || die "unshare/nsenter (util-linux) are missing"
+  if ! command -v unshare >/dev/null || ! command -v nsenter >/dev/null; then die "unshare/nsenter (util-linux) are missing"; fi
   [ ${#need[@]} = 0 ] && return 0
   say "installing on the host: ${need[*]}"
   apt-get update -qq
@@ -128,6 +133,7 @@ debian_mirror() {   # the host's own Debian mirror, else deb.debian.org
 in_build_root() {   # in_build_root DIR CMD...: CMD chrooted in DIR with a /proc; strays die with the PID namespace
   local dir=$1
   shift
+  # shellcheck disable=SC2016 # $0 and $@ belong to sh
   DEBIAN_FRONTEND=noninteractive unshare --mount --pid --fork --propagation private \
     sh -c 'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$dir" "$@"
 }
@@ -173,6 +179,7 @@ secret() {   # secret PATH BYTES OWNER MODE: random key, made once, kept across 
 
 configure() {
   local v maj min auth acct="AccountingStorageType=accounting_storage/none" gres="" node="CPUs=2 RealMemory=1000"
+  # shellcheck disable=SC2016 # a dpkg-query format
   v=$(chroot "$ROOT" dpkg-query -W -f='${Version}' slurmctld)
   v=${v#*:} VERSION=${v%%-*}
   [ "${VERSION%.*}" = "$RELEASE" ] || say "warning: Debian $SUITE now ships Slurm $VERSION, not $RELEASE"
@@ -199,6 +206,7 @@ configure() {
   rm -rf --one-file-system "${ROOT:?}$IN"
   mkdir -p "$ROOT$IN"/{state,spool,log,run,sock,dev}
   chroot "$ROOT" chown slurm:slurm "$IN/state" "$IN/run"
+  chroot "$ROOT" chown slurmrest:slurmrest "$IN/sock"   # slurmrestd binds it after dropping root
   chmod 1777 "$ROOT$IN/log"   # slurm, root and mysql write logs here
 
   rm -f "$ROOT/etc/slurm/slurmdbd.conf" "$ROOT/etc/slurm/gres.conf"
@@ -329,7 +337,7 @@ lab_init() {
     ch chown mysql:mysql /run/mysqld
     ch mariadb-install-db --user=mysql --datadir="$IN/mysql" --skip-test-db \
       --auth-root-authentication-method=socket >>"$logs/mariadb-install.out" 2>&1
-    ch /usr/sbin/mariadbd --user=mysql --datadir="$IN/mysql" --skip-networking \
+    chroot "$root" /usr/sbin/mariadbd --user=mysql --datadir="$IN/mysql" --skip-networking \
       --socket=/run/mysqld/mysqld.sock --log-error="$IN/log/mariadb.log" >>"$logs/mariadb.out" 2>&1 &
     waitfor 60 chroot "$root" mariadb -e 'select 1'
     ch mariadb -e "CREATE DATABASE slurm_acct_db; CREATE USER 'slurm'@'localhost' IDENTIFIED BY 'slurmlab';
@@ -358,6 +366,7 @@ lab_init() {
   done
 }
 
+# shellcheck disable=SC2317 # called from a trap
 lab_shutdown() {   # TERM to all in the namespace; wait for the daemons (not for job steps: they ignore it)
   local root=$1 p comm stat busy
   echo "$(date +%T) stopping"
@@ -365,7 +374,7 @@ lab_shutdown() {   # TERM to all in the namespace; wait for the daemons (not for
   for _ in $(seq 40); do
     busy=""
     for p in "$root"/proc/[0-9]*; do   # builtins only: no subshell of ours in the list
-      read -r comm 2>/dev/null <"$p/comm" && read -r stat 2>/dev/null <"$p/stat" || continue
+      if ! read -r comm 2>/dev/null <"$p/comm" || ! read -r stat 2>/dev/null <"$p/stat"; then continue; fi
       stat=${stat##*) }
       case $comm in slurmctld|slurmd|slurmdbd|slurmrestd|mariadbd|munged) [ "${stat:0:1}" = Z ] || busy+=" $comm";; esac
     done
@@ -395,16 +404,27 @@ cmd_start() {
   fi
   say "starting Slurm $VERSION (slurmrestd $url${sock:+ and $sock})"
   rm -f "$RUN/init.pid" "$RUN/env"
-  env -i PATH="$PATH_IN" LAB_LISTEN="$listen" LAB_PLUGINS="$(restd_plugins)" LAB_DBD="$WITH_DBD" \
-    LAB_MUNGE="$MUNGE" \
-    setsid unshare --mount --uts --pid --fork --propagation private bash "$SELF" _init "$ROOT" \
-    </dev/null >"$RUN/init.log" 2>&1 9>&- &
+  local plugins fd
+  plugins=$(restd_plugins)
+  (
+    # the lab outlives this command: it must not hold the caller's pipes (or our lock) open
+    for fd in /proc/"$BASHPID"/fd/*; do
+      fd=${fd##*/}
+      ((fd <= 2 || fd == 255)) || eval "exec $fd>&-" 2>/dev/null || true
+    done
+    exec env -i PATH="$PATH_IN" LAB_LISTEN="$listen" LAB_PLUGINS="$plugins" LAB_DBD="$WITH_DBD" LAB_MUNGE="$MUNGE" \
+      setsid unshare --mount --uts --pid --fork --propagation private bash "$SELF" _init "$ROOT" \
+      </dev/null >"$RUN/init.log" 2>&1
+  ) &
   for _ in $(seq 100); do INIT=$(init_pid) && break; sleep 0.1; done
   [ -n "${INIT:-}" ] || die "the namespace init did not start; see $RUN/init.log"
 
   local state="" code="" scode=ok ready=0
   for _ in $(seq 240); do
     init_pid >/dev/null || break
+    if grep -q 'daemons started' "$RUN/init.log" && ! daemon_pid slurmrestd >/dev/null; then
+      state="$state, slurmrestd exited" && break
+    fi
     state=$(node_state)
     code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url/openapi/v3" || true)
     [ -z "$sock" ] || scode=$(curl -s -o /dev/null -m 2 -w '%{http_code}' --unix-socket "$sock" http://localhost/openapi/v3 || true)
@@ -412,7 +432,7 @@ cmd_start() {
     sleep 0.5
   done
   if [ "$ready" = 0 ]; then
-    say "not ready after 120 s: node1 '${state}', slurmrestd HTTP '$code'${sock:+, socket HTTP '$scode'}"
+    say "not ready: node1 state \"$state\", slurmrestd HTTP $code${sock:+, socket HTTP $scode}"
     tail -n 5 "$RUN/init.log" "$ROOT$IN"/log/* >&2 || true
     cmd_stop >&2
     die "start failed; logs in $ROOT$IN/log and $RUN/init.log"
@@ -454,12 +474,13 @@ cmd_stop() {
 
 cmd_status() {
   if ! INIT=$(init_pid); then echo "slurmlab $RELEASE: stopped"; return 3; fi
-  local ctld=DOWN url code
+  local ctld=DOWN node url code
   ! ctld_up || ctld=UP
+  node=$(node_state)
   url=$(env_value SLURMRESTD_URL)
   code=$(curl -s -o /dev/null -m 2 -w '%{http_code}' "$url/openapi/v3" || true)
   echo "slurmlab $RELEASE: running (init pid $INIT), Slurm $(env_value SLURM_VERSION), slurmctld $ctld," \
-    "node1 $(node_state | head -n 1), slurmrestd $url HTTP $code (no token)"
+    "node1 ${node:-?}, slurmrestd $url HTTP $code (no token)"
 }
 
 cmd_stop_ctld() {
@@ -501,7 +522,9 @@ wait_for() {   # wait_for CHECK JOBIDS: poll until CHECK JOBIDS succeeds (60 s)
   for _ in $(seq 120); do "$1" "$2" && return 0; sleep 0.5; done
   die "jobs $2: '$1' not reached within 60 s"
 }
+# shellcheck disable=SC2317 # checks for wait_for
 running() { [ -n "$(q squeue -h -t RUNNING -j "$1" -o %i)" ]; }   # (an array: one task runs)
+# shellcheck disable=SC2317
 finished() { ! q squeue -h -t all -j "$1" -o %T | grep -qvE '^(COMPLETED|FAILED|CANCELLED)$'; }
 
 queue_snapshot() { q squeue -h -a -t all -o '%i %T %r'; q sinfo -h -N -o '%N %T'; }

@@ -37,6 +37,9 @@ Num = Wrapped | int | float | None
 # Slurm's "no value" / "unlimited" sentinels as they leak into plain numbers
 # (NO_VAL, INFINITE and their 64-bit forms).
 _SENTINELS = frozenset({0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFE, 0xFFFFFFFFFFFFFFFF})
+# Slurm's numbers are 64-bit; JSON's are not. Anything beyond (a corrupt answer)
+# counts as unset: sums, products and float() of it would overflow further down.
+_LIMIT = 2**64
 
 
 def number(value: Num) -> int | float | None:
@@ -47,7 +50,7 @@ def number(value: Num) -> int | float | None:
         if value.infinite or not value.set:
             return None
         value = value.number
-    if value in _SENTINELS:
+    if value in _SENTINELS or not -_LIMIT < value < _LIMIT:
         return None
     return value
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# demo.sh - a live demo: a one-node Slurm cluster (26.05 by default) with jobs in several
-# states, and slurm-exporter reading it with auto-renewed tokens on http://127.0.0.1:9341.
+# demo.sh - a live demo: a one-node Slurm cluster (26.05 by default, 5 CPUs, 4 fake GPUs) fed
+# by a small stream of jobs that run, complete, fail, time out, pend and get cancelled, and
+# slurm-exporter reading it with auto-renewed tokens on http://127.0.0.1:9341.
 #
 #   scripts/demo.sh [--release 22.05|24.11|26.05] [--listen-address ADDR]   (Ctrl-C stops all)
 #   scripts/demo.sh stop                                                  (if anything is left)
@@ -30,12 +31,39 @@ done
 command -v slurm-exporter >/dev/null || bash "$HERE/ci-setup.sh"
 
 "$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true
-eval "$("$LAB" start --release "$RELEASE" | grep -E '^[A-Z_]+=')"
-trap '"$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true' EXIT
-"$LAB" submit --release "$RELEASE" >/dev/null
+eval "$("$LAB" start --release "$RELEASE" --gpus | grep -E '^[A-Z_]+=')"
+STREAM=
+trap '[ -z "$STREAM" ] || kill "$STREAM" 2>/dev/null; "$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true' EXIT
+
+# A job every ~8 s (about what 5 CPUs get through), so the counters keep moving:
+# mostly short sleeps, some failures, time-outs, GPU jobs, held and cancelled ones.
+stream() {
+  local n=0 pending
+  sbatch() { "$LAB" exec --release "$RELEASE" ${user:+--user "$user"} -- sbatch -Q -o /dev/null "$@" >/dev/null 2>&1 || true; }
+  while true; do
+    n=$((n + 1)); user=""
+    pending=$("$LAB" exec --release "$RELEASE" -- squeue -h -t pending -o %i 2>/dev/null | wc -l || echo 0)
+    if [ "$pending" -lt 12 ]; then
+      case $((RANDOM % 10)) in
+        0) sbatch -J fails --wrap "sleep $((RANDOM % 20)); exit 3";;
+        1) sbatch -J times_out -p batch -t 1 --wrap 'sleep 600';;
+        2) sbatch -J gpu --gpus=1 --wrap "sleep $((RANDOM % 60 + 20))";;
+        3) sbatch -J held -H --wrap 'true';;
+        4) user=alice sbatch -J alice -p batch -t 10 --wrap "sleep $((RANDOM % 40 + 5))";;
+        *) sbatch -J work --wrap "sleep $((RANDOM % 50 + 5))";;
+      esac
+    fi
+    if [ $((n % 6)) = 0 ]; then   # cancel the oldest held job now and then
+      "$LAB" exec --release "$RELEASE" -- scancel --state=pending --name=held >/dev/null 2>&1 || true
+    fi
+    sleep 8
+  done
+}
+stream </dev/null >/dev/null 2>&1 &
+STREAM=$!
 
 echo
-echo "Slurm $SLURM_VERSION is up; slurmrestd at $SLURMRESTD_URL"
+echo "Slurm $SLURM_VERSION is up; slurmrestd at $SLURMRESTD_URL; a job every ~8 s"
 echo "metrics:  http://$LISTEN/metrics    (Ctrl-C stops the exporter and the cluster)"
 echo "try:      $LAB exec --release $RELEASE -- squeue"
 echo

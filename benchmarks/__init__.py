@@ -1,0 +1,1 @@
+"""Benchmarks: a synthetic cluster generator, a replay slurmrestd and the benchmark runner."""

@@ -93,13 +93,15 @@ def describe_body(body: bytes) -> str:
 
 class _RawErrorEntry(msgspec.Struct):
     error_number: int | None = None
+    errno: int | None = None  # 22.05 /nodes and /partitions spell error_number this way
     error: str | None = None
     description: str | None = None
     source: str | None = None
 
     def clean(self) -> SlurmErrorEntry:
+        number = self.error_number if self.error_number is not None else self.errno
         return SlurmErrorEntry(
-            error_number=self.error_number if self.error_number is not None else 0,
+            error_number=number if number is not None else 0,
             error=self.error or "",
             description=self.description or "",
             source=self.source or "",

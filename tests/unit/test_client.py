@@ -173,3 +173,14 @@ def test_real_connection_refused() -> None:
     with pytest.raises(EndpointFailure) as e:
         SlurmrestdClient(settings, CountingTokens()).get(PATH)
     assert e.value.reason == "connect" and "connection refused" in e.value.message
+
+
+@respx.mock
+def test_2205_errno_spelling_is_understood() -> None:
+    # 22.05's /nodes and /partitions answer a bad token with "errno" instead of "error_number"
+    respx.get(URL + PATH).respond(
+        500, content=b'{"errors": [{"error": "Unspecified error", "errno": -1}], "nodes": []}'
+    )
+    with pytest.raises(EndpointFailure) as e:
+        _client(CountingTokens(renewable=False)).get(PATH)
+    assert e.value.reason == "auth"

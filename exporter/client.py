@@ -31,6 +31,10 @@ class Answer:
     seconds: float
 
 
+class _TooSlow(Exception):
+    """The answer was still coming in when --timeout ran out."""
+
+
 class SlurmrestdClient:
     def __init__(
         self,
@@ -78,21 +82,37 @@ class SlurmrestdClient:
             raise EndpointFailure("auth", f"GET {path}: no usable token: {e}") from None
         t0 = time.perf_counter()
         try:
-            resp = self._http.get(path, headers=creds.headers())
-        except httpx.TimeoutException:
+            status, body = self._fetch(path, creds.headers(), t0 + self._timeout)
+        except (httpx.TimeoutException, _TooSlow):
             raise EndpointFailure(
                 "timeout",
-                f"GET {path}: no answer from slurmrestd at {self.target} within "
+                f"GET {path}: no complete answer from slurmrestd at {self.target} within "
                 f"{self._timeout:g} s; slurmrestd or slurmctld may be overloaded (check "
                 "'sdiag'), or raise --timeout",
             ) from None
         except httpx.TransportError as e:
             raise EndpointFailure("connect", self._connect_message(path, e)) from None
         seconds = time.perf_counter() - t0
-        status = resp.status_code
         if 200 <= status < 300:
-            return Answer(resp.content, status, seconds)
-        raise classify_error(path, status, resp.content, self.target)
+            return Answer(body, status, seconds)
+        failure = classify_error(path, status, body, self.target)
+        if creds.token:  # an answer may quote the request (a proxy echoing headers)
+            failure = _redact(failure, creds.token)
+        raise failure
+
+    def _fetch(self, path: str, headers: dict[str, str], deadline: float) -> tuple[int, bytes]:
+        """Status and body, read within `deadline` (perf_counter time) as a whole.
+
+        httpx's read timeout bounds each read, not the answer: a body trickling in a
+        few bytes at a time would hold the cycle forever.
+        """
+        with self._http.stream("GET", path, headers=headers) as resp:
+            chunks = []
+            for chunk in resp.iter_bytes():
+                chunks.append(chunk)
+                if time.perf_counter() > deadline:
+                    raise _TooSlow
+            return resp.status_code, b"".join(chunks)
 
     def _connect_message(self, path: str, e: httpx.TransportError) -> str:
         cause = _root_cause(e)
@@ -116,6 +136,17 @@ class SlurmrestdClient:
         text = str(cause or e) or type(e).__name__
         if "name or service not known" in text.lower() or "nodename nor servname" in text.lower():
             return f"GET {path}: cannot resolve the host of {where}: {text}; check the DNS name"
+        if "complete message body" in str(e):
+            return (
+                f"GET {path}: the connection to {where} broke mid-answer ({e}): slurmrestd "
+                "restarted or crashed (check its log), or a proxy cut the answer short"
+            )
+        if isinstance(e, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+            return (
+                f"GET {path}: {where} closed the connection without answering ({text}): "
+                "slurmrestd restarted or crashed (check its log), or a proxy or firewall "
+                "cut the connection"
+            )
         return f"GET {path}: cannot reach {where}: {text}"
 
 
@@ -128,7 +159,8 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
         return EndpointFailure(
             "auth",
             f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
-            "missing, expired, signed with another key than the cluster's "
+            "missing, expired (or this host's clock is off from slurmrestd's by more than "
+            "the token's lifespan), signed with another key than the cluster's "
             "AuthAltParameters=jwt_key, or X-SLURM-USER-NAME differs from its 'sun' claim. "
             "Fix the key file / user, or get a fresh token",
             status,
@@ -160,6 +192,17 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
         "slurmrestd overloaded? Check slurmrestd's log",
         status,
     )
+
+
+def _redact(failure: EndpointFailure, token: str) -> EndpointFailure:
+    """The failure without the token (nor its signature) in its message."""
+    message = failure.message.replace(token, "<token>")
+    signature = token.rsplit(".", 1)[-1]
+    if len(signature) >= 16:
+        message = message.replace(signature, "<token>")
+    if message == failure.message:
+        return failure
+    return EndpointFailure(failure.reason, message, failure.status)
 
 
 def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:

@@ -64,7 +64,10 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
 
 
 class Settings(BaseSettings):
-    """Every setting of slurm-exporter. Field `x_y` is flag `--x-y` and SLURM_EXPORTER_X_Y."""
+    """Prometheus exporter for Slurm: reads slurmrestd, serves /metrics.
+
+    Each flag --x-y is also the variable SLURM_EXPORTER_X_Y and the key x-y of --config-file.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -72,6 +75,7 @@ class Settings(BaseSettings):
         cli_implicit_flags=True,
         cli_prog_name="slurm-exporter",
         cli_avoid_json=True,
+        cli_hide_none_type=True,
         extra="forbid",
     )
 
@@ -88,7 +92,7 @@ class Settings(BaseSettings):
     )
     timeout: float = Field(10.0, gt=0, description="timeout of one request, in seconds")
     tls_ca_file: Path | None = Field(
-        None, description="CA bundle to verify an https slurmrestd (default: system CAs)"
+        None, description="CA bundle to verify an https slurmrestd (unset: the system CAs)"
     )
     tls_insecure_skip_verify: bool = Field(
         False, description="do not verify the https certificate of slurmrestd (testing only)"
@@ -114,8 +118,8 @@ class Settings(BaseSettings):
     )
     user_name: str | None = Field(
         None,
-        description="X-SLURM-USER-NAME to send with a static token (default: the token's "
-        "'sun' claim)",
+        description="X-SLURM-USER-NAME to send with a static or file token (unset: the "
+        "token's 'sun' claim)",
     )
     scontrol_path: str = Field("scontrol", description="scontrol binary for --auth scontrol")
 
@@ -138,7 +142,9 @@ class Settings(BaseSettings):
         description="run one collection cycle, print the metrics and exit (0 if every "
         "endpoint answered, 1 otherwise)",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log level written to stderr"
+    )
     config_file: Path | None = Field(
         None, description="TOML or YAML file of settings (keys as the flags, without --)"
     )

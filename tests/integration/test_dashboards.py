@@ -1,0 +1,332 @@
+"""Every dashboard panel and every alert rule, run by a real Prometheus on real data.
+
+A lab cluster with fake GPUs and the job mix (scripts/slurmlab.sh start --gpus; submit
+--gpus), the exporter reading it (with --nodes-per-node, so that the per-node panels have
+data), and Debian's Prometheus scraping the exporter every second in a job named "slurm"
+with alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
+dashboards/*.json must return data (except the RARE panels, whose data only appears in rare
+conditions), every rule expression must be valid PromQL, the rules must evaluate without
+error, and the healthy cluster must raise no alert.
+
+One release is enough for the dashboards: the first of PREFERRED that $SLURMLAB_RELEASES
+allows and that is not running already (the session's `lab` fixture, or someone else, may
+hold one; a running lab is never touched). The cluster is started here, with GPUs, and
+stopped when the module ends. To use a lab you already run instead (started with --gpus and
+given the job mix; it is left running), set SLURMLAB_DASHBOARDS_LAB to its release.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.lab import TOP, Lab, lab_command, releases
+from tests.promql import (
+    RULE_FILES,
+    PanelQuery,
+    Rule,
+    panel_queries,
+    rules,
+    substitute,
+    variable_queries,
+)
+
+PREFERRED = ("26.05", "24.11", "22.05")
+SCRAPE_JOB = "slurm"  # the name the alert rules expect (alerts/RUNBOOK.md)
+
+# Panels whose data only exists in rare conditions; their descriptions say so ("RARE").
+RARE: dict[tuple[str, str], str] = {
+    ("slurm-exporter-health", "Errors in the time range"): (
+        "failed calls to slurmrestd in the time range: none on a healthy cluster"
+    ),
+}
+
+PANEL_QUERIES = panel_queries()
+RULES = rules()
+
+
+# ------------------------------------------------------------------------------ helpers
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> None:
+    """Poll `check` until it is true; fail after `timeout` seconds, with the log's tail."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-3000:] if log and log.exists() else ""
+            pytest.fail(f"{what}: not within {timeout:.0f} s\n{tail}")
+        time.sleep(0.25)
+
+
+def http_get(url: str, timeout: float = 10) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+    except OSError:
+        return 0, b""
+
+
+@dataclass
+class Prometheus:
+    url: str
+
+    def api(self, path: str, **params: str) -> dict[str, Any]:
+        status, body = http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}")
+        try:
+            answer: dict[str, Any] = json.loads(body)
+        except ValueError:
+            answer = {"status": "error", "error": f"HTTP {status}: {body[:300]!r}"}
+        return answer
+
+    def query(self, expr: str) -> list[dict[str, Any]]:
+        """An instant query's result; fails the test when Prometheus rejects the query."""
+        answer = self.api("query", query=expr)
+        assert answer["status"] == "success", f"{expr}\n{answer.get('error')}"
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def query_range(self, expr: str, seconds: int = 30, step: int = 2) -> list[dict[str, Any]]:
+        now = time.time()
+        answer = self.api(
+            "query_range", query=expr, start=str(now - seconds), end=str(now), step=str(step)
+        )
+        assert answer["status"] == "success", f"{expr}\n{answer.get('error')}"
+        result: list[dict[str, Any]] = answer["data"]["result"]
+        return result
+
+    def value(self, expr: str) -> float:
+        result = self.query(expr)
+        return float(result[0]["value"][1]) if result else math.nan
+
+
+@dataclass
+class Stack:
+    lab: Lab
+    prometheus: Prometheus
+    instance: str  # the exporter's target address, as Prometheus labels it
+
+    def selections(self) -> dict[str, dict[str, str]]:
+        """Grafana's variables: everything (All), and this one cluster picked."""
+        return {
+            "all": {"job": ".*", "instance": ".*", "cluster": ".*"},
+            "one": {"job": SCRAPE_JOB, "instance": self.instance, "cluster": "slurmlab"},
+        }
+
+
+def _running(release: str) -> bool:
+    return "running" in lab_command("status", "--release", release, check=False)
+
+
+def _env(out: str) -> dict[str, str]:
+    """The KEY=VALUE lines that slurmlab.sh start and env print."""
+    pairs = (line.split("=", 1) for line in out.splitlines() if re.match(r"^[A-Z_]+=", line))
+    return {k: v for k, v in pairs}
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+# ------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def gpu_lab() -> Iterator[Lab]:
+    """A lab cluster with GPUs and the job mix, started here and stopped at the end."""
+    reuse = os.environ.get("SLURMLAB_DASHBOARDS_LAB")
+    if reuse:
+        env = _env(lab_command("env", "--release", reuse))
+        assert env.get("SLURMLAB_GPUS") == "1", f"the {reuse} lab was started without --gpus"
+        yield Lab(reuse, env)
+        return
+    wanted = [r for r in PREFERRED if r in releases()]
+    for release in wanted:
+        if _running(release):
+            continue  # someone else's (or the session's `lab`): never touch it
+        try:
+            out = lab_command("start", "--release", release, "--gpus")
+        except RuntimeError as e:
+            if "already running" in str(e):
+                continue  # started by someone else meanwhile
+            raise
+        lab = Lab(release, _env(out))
+        try:
+            lab.run("submit", "--gpus")
+            yield lab
+        finally:
+            lab_command("stop", "--release", release, check=False)
+        return
+    pytest.fail(f"no lab release free for the dashboard tests: {wanted} all running")
+
+
+@pytest.fixture(scope="module")
+def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The exporter and Prometheus, with enough samples for every rate() window."""
+    prometheus_bin = shutil.which("prometheus") or "/usr/bin/prometheus"
+    if not os.path.exists(prometheus_bin):
+        pytest.fail("prometheus is not installed: run scripts/ci-setup.sh (make install)")
+    tmp = tmp_path_factory.mktemp("dashboards")
+    exporter_port, prometheus_port = free_port(), free_port()
+    instance = f"127.0.0.1:{exporter_port}"
+
+    exporter_log = tmp / "exporter.log"
+    with exporter_log.open("wb") as log:
+        exporter = subprocess.Popen(
+            [sys.executable, "-m", "exporter", "--slurmrestd-url", gpu_lab.url,
+             "--jwt-key-file", gpu_lab.key, "--jwt-user", gpu_lab.user,
+             "--listen-address", instance, "--interval", "2", "--nodes-per-node"],
+            cwd=TOP, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    prometheus_log = tmp / "prometheus.log"
+    prometheus_proc: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for(
+            "the exporter's first cycle",
+            lambda: (
+                exporter.poll() is None
+                and b"slurm_info{" in http_get(f"http://{instance}/metrics")[1]
+            ),
+            60,
+            exporter_log,
+        )
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+            "rule_files": [str(p) for p in RULE_FILES],
+            "scrape_configs": [
+                {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [instance]}]}
+            ],
+        }
+        (tmp / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
+        with prometheus_log.open("wb") as log:
+            prometheus_proc = subprocess.Popen(
+                [prometheus_bin, f"--config.file={tmp / 'prometheus.yml'}",
+                 f"--storage.tsdb.path={tmp / 'data'}",
+                 f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                 "--storage.tsdb.retention.time=1h", "--log.level=warn"],
+                stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        prom = Prometheus(f"http://127.0.0.1:{prometheus_port}")
+        wait_for(
+            "Prometheus ready",
+            lambda: http_get(f"{prom.url}/-/ready")[0] == 200,
+            60,
+            prometheus_log,
+        )
+        # enough for rate() over any window: 15 scrapes, 4 new collection cycles, and the
+        # recording rules evaluated
+        cycles = f'slurm_exporter_collection_timestamp_seconds{{job="{SCRAPE_JOB}"}}[1m]'
+        recorded = f'job_instance:slurm_nodes:sum{{job="{SCRAPE_JOB}"}}[1m]'
+        wait_for(
+            "15 scrapes and 4 collection cycles in Prometheus",
+            lambda: (
+                prom.value(f"count_over_time({cycles})") >= 15
+                and prom.value(f"changes({cycles})") >= 4
+                and prom.value(f"count_over_time({recorded})") >= 2
+            ),
+            120,
+            prometheus_log,
+        )
+        yield Stack(gpu_lab, prom, instance)
+    finally:
+        if prometheus_proc is not None:
+            _stop(prometheus_proc)
+        _stop(exporter)
+
+
+# ------------------------------------------------------------------------------ tests
+def _has_data(result: list[dict[str, Any]]) -> bool:
+    """At least one sample that is a number (not NaN)."""
+    for series in result:
+        points = series.get("values") or [series["value"]]
+        if any(not math.isnan(float(v)) for _, v in points):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("query", PANEL_QUERIES, ids=[q.id for q in PANEL_QUERIES])
+def test_panel_query_returns_data(stack: Stack, query: PanelQuery) -> None:
+    rare = (query.dashboard, query.panel) in RARE
+    for name, selection in stack.selections().items():
+        expr = substitute(query.expr, selection)
+        if query.instant:
+            result = stack.prometheus.query(expr)
+        else:
+            result = stack.prometheus.query_range(expr)
+        if not rare:
+            assert _has_data(result), f"no data with {name} selected: {expr}"
+
+
+def test_rare_panels_are_listed_and_say_so() -> None:
+    titles = {(q.dashboard, q.panel): q.description for q in PANEL_QUERIES}
+    for key, why in RARE.items():
+        assert key in titles, f"RARE lists a panel that does not exist: {key}"
+        assert "RARE" in titles[key], f"{key} ({why}) must say RARE in its description"
+    for key, description in titles.items():
+        if "RARE" in description:
+            assert key in RARE, f"{key} says RARE but the test does not list it"
+
+
+def test_variables_list_the_lab(stack: Stack) -> None:
+    expected = {"cluster": "slurmlab", "job": SCRAPE_JOB, "instance": stack.instance}
+    for dashboard, name, query in variable_queries():
+        m = re.fullmatch(r"label_values\((.*),\s*(\w+)\)", query)
+        assert m, f"{dashboard}: ${name}: {query}"
+        selector = substitute(m.group(1), {"cluster": ".*", "job": ".*", "instance": ".*"})
+        answer = stack.prometheus.api("series", **{"match[]": selector})
+        assert answer["status"] == "success", answer
+        values = {s.get(m.group(2)) for s in answer["data"]}
+        assert expected[name] in values, f"{dashboard}: ${name} = {values}"
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[f"{r.file}/{r.name}" for r in RULES])
+def test_rule_expression_is_valid(stack: Stack, rule: Rule) -> None:
+    stack.prometheus.query(rule.expr)  # asserts that Prometheus accepts it
+
+
+def test_rules_evaluate_without_errors(stack: Stack) -> None:
+    groups = stack.prometheus.api("rules")["data"]["groups"]
+    seen = set()
+    for group in groups:
+        for r in group["rules"]:
+            seen.add(r["name"])
+            assert r["health"] == "ok", f"{r['name']}: {r.get('lastError')}"
+            assert not r["lastEvaluation"].startswith("0001-"), f"{r['name']} never ran"
+    assert seen == {r.name for r in RULES}
+    # the thresholds exist for the exporter's target
+    for r in RULES:
+        if r.name.startswith("slurm:alert_threshold:"):
+            assert stack.prometheus.query(f'{r.name}{{instance="{stack.instance}"}}'), r.name
+
+
+def test_healthy_lab_raises_no_alert(stack: Stack) -> None:
+    alerts = stack.prometheus.api("alerts")["data"]["alerts"]
+    assert alerts == [], json.dumps(alerts, indent=1)
+    lab_states = stack.lab.sinfo_states()
+    assert set(lab_states) <= {"idle", "mixed", "allocated"}, lab_states

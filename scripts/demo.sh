@@ -15,8 +15,13 @@ LAB="$HERE/slurmlab.sh"
 RELEASE=26.05
 LISTEN=127.0.0.1:9341
 
-if [ "${1:-}" = stop ]; then
-  exec "$LAB" stop --release all
+PIDS=/run/slurm-exporter-demo.pids   # the exporter and the job stream, for `stop`
+
+if [ "${1:-}" = stop ]; then   # first line of $PIDS: the release; then the pids
+  [ -f "$PIDS" ] || { echo "demo.sh: no demo is running"; exit 0; }
+  { read -r RELEASE; while read -r pid; do kill -INT "$pid" 2>/dev/null || true; done; } < "$PIDS"
+  rm -f "$PIDS"
+  exec "$LAB" stop --release "$RELEASE"
 fi
 while [ $# -gt 0 ]; do
   case $1 in
@@ -33,7 +38,7 @@ command -v slurm-exporter >/dev/null || bash "$HERE/ci-setup.sh"
 "$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true
 eval "$("$LAB" start --release "$RELEASE" --gpus | grep -E '^[A-Z_]+=')"
 STREAM=
-trap '[ -z "$STREAM" ] || kill "$STREAM" 2>/dev/null; "$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true' EXIT
+trap '[ -z "$STREAM" ] || kill "$STREAM" 2>/dev/null; rm -f "$PIDS"; "$LAB" stop --release "$RELEASE" >/dev/null 2>&1 || true' EXIT
 
 # A job every ~8 s (about what 5 CPUs get through), so the counters keep moving:
 # mostly short sleeps, some failures, time-outs, GPU jobs, held and cancelled ones.
@@ -61,6 +66,7 @@ stream() {
 }
 stream </dev/null >/dev/null 2>&1 &
 STREAM=$!
+printf '%s\n%s\n' "$RELEASE" "$STREAM" > "$PIDS"
 
 echo
 echo "Slurm $SLURM_VERSION is up; slurmrestd at $SLURMRESTD_URL; a job every ~8 s"
@@ -70,4 +76,6 @@ echo
 cd "$TOP"
 # Not exec: the EXIT trap must run after the exporter stops, to stop the cluster.
 slurm-exporter --slurmrestd-url "$SLURMRESTD_URL" --jwt-key-file "$SLURM_JWT_KEY" \
-  --jwt-user "$SLURM_JWT_USER" --listen-address "$LISTEN" --interval 15 || true
+  --jwt-user "$SLURM_JWT_USER" --listen-address "$LISTEN" --interval 15 &
+echo $! >> "$PIDS"
+wait $! || true

@@ -127,6 +127,12 @@ class Stack:
     lab: Lab
     prometheus: Prometheus
     instance: str  # the exporter's target address, as Prometheus labels it
+    init_pid: str  # the lab's start that the data comes from
+
+    def assert_same_lab(self) -> None:
+        assert _init_pid(self.lab) == self.init_pid, (
+            f"the {self.lab.release} lab was restarted by someone else during the test"
+        )
 
     def selections(self) -> dict[str, dict[str, str]]:
         """Grafana's variables: everything (All), and this one cluster picked."""
@@ -144,6 +150,12 @@ def _env(out: str) -> dict[str, str]:
     """The KEY=VALUE lines that slurmlab.sh start and env print."""
     pairs = (line.split("=", 1) for line in out.splitlines() if re.match(r"^[A-Z_]+=", line))
     return {k: v for k, v in pairs}
+
+
+def _init_pid(lab: Lab) -> str:
+    """The lab's namespace init pid: which start of the release is running."""
+    path = Path(lab.env["SLURMLAB_CHROOT"] + ".run") / "init.pid"
+    return path.read_text().strip() if path.exists() else ""
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -177,11 +189,15 @@ def gpu_lab() -> Iterator[Lab]:
                 continue  # started by someone else meanwhile
             raise
         lab = Lab(release, _env(out))
+        ours = _init_pid(lab)
         try:
             lab.run("submit", "--gpus")
             yield lab
         finally:
-            lab_command("stop", "--release", release, check=False)
+            # stop it only if it is still ours: another test session's start_lab() may have
+            # replaced it meanwhile (it stops a running lab of its release first)
+            if _init_pid(lab) == ours:
+                lab_command("stop", "--release", release, check=False)
         return
     pytest.fail(f"no lab release free for the dashboard tests: {wanted} all running")
 
@@ -192,6 +208,7 @@ def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     prometheus_bin = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not os.path.exists(prometheus_bin):
         pytest.fail("prometheus is not installed: run scripts/ci-setup.sh (make install)")
+    init_pid = _init_pid(gpu_lab)
     tmp = tmp_path_factory.mktemp("dashboards")
     exporter_port, prometheus_port = free_port(), free_port()
     instance = f"127.0.0.1:{exporter_port}"
@@ -253,7 +270,9 @@ def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
             120,
             prometheus_log,
         )
-        yield Stack(gpu_lab, prom, instance)
+        ready = Stack(gpu_lab, prom, instance, init_pid)
+        ready.assert_same_lab()
+        yield ready
     finally:
         if prometheus_proc is not None:
             _stop(prometheus_proc)
@@ -328,5 +347,6 @@ def test_rules_evaluate_without_errors(stack: Stack) -> None:
 def test_healthy_lab_raises_no_alert(stack: Stack) -> None:
     alerts = stack.prometheus.api("alerts")["data"]["alerts"]
     assert alerts == [], json.dumps(alerts, indent=1)
+    stack.assert_same_lab()
     lab_states = stack.lab.sinfo_states()
     assert set(lab_states) <= {"idle", "mixed", "allocated"}, lab_states

@@ -1,7 +1,7 @@
 # slurm-exporter: the commands of the README.
 PYTHON ?= python3
 
-.PHONY: demo demo-stop test install lint
+.PHONY: demo demo-stop test install lint bench
 
 ## demo: a live one-node Slurm 26.05 cluster with jobs, and the exporter on :9341 (Ctrl-C stops all)
 demo:
@@ -22,3 +22,8 @@ test: install
 lint:
 	$(PYTHON) -m ruff check exporter tests
 	$(PYTHON) -m mypy exporter
+
+## bench: cycle CPU, memory and /metrics latency at 1k/10k/100k jobs vs json.loads (minutes;
+## not part of `make test`); writes benchmarks/RESULTS.md and benchmarks/results.json
+bench:
+	$(PYTHON) -m benchmarks.run $(BENCH_ARGS)

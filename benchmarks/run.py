@@ -494,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     key = args.data / "jwt_hs256.key"
     if not key.exists():
         key.write_bytes(os.urandom(32).hex().encode())
+    key.chmod(0o600)  # the exporter refuses a key that other users may read
     from exporter import __version__
 
     report: dict[str, Any] = {

@@ -21,8 +21,9 @@ from exporter.api.errors import (
 )
 
 
-class Wrapped(msgspec.Struct, gc=False):
-    """v0.0.40+ number: `{"set": bool, "infinite": bool, "number": n}`."""
+class Wrapped(msgspec.Struct, frozen=True, gc=False):
+    """v0.0.40+ number: `{"set": bool, "infinite": bool, "number": n}` (hashable: raw
+    fields key the adapters' per-answer memos)."""
 
     set: bool = False
     infinite: bool = False

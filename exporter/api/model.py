@@ -8,8 +8,10 @@ Vocabulary is Slurm's own command-line one: job states as squeue prints them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
+
+import msgspec
 
 T = TypeVar("T")
 
@@ -85,9 +87,12 @@ class Diag:
     rpcs_by_user: tuple[RpcStat, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Job:
-    """One job record of `/jobs` (an unexpanded array counts once, as in squeue)."""
+class Job(msgspec.Struct, frozen=True, gc=False):
+    """One job record of `/jobs` (an unexpanded array counts once, as in squeue).
+
+    A msgspec Struct rather than a dataclass: 100k of them are built per cycle, and a
+    Struct is built in a tenth of the time, without being tracked by the GC.
+    """
 
     job_id: int
     state: str  # squeue's %T, lower case: pending, running, completing, completed, ...
@@ -101,11 +106,13 @@ class Job:
     # GPUs by type: allocated (from tres_alloc_str / gres_detail) when the job
     # holds resources, requested (tres_per_job / tres_per_node x nodes /
     # tres_per_task x tasks) otherwise. ANY_GPU_TYPE when no type was named.
-    gpus: dict[str, int] = field(default_factory=dict)
+    # Jobs with the same resources may share this dict: never modify it.
+    gpus: dict[str, int] = msgspec.field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class Node:
+class Node(msgspec.Struct, frozen=True, gc=False):
+    """One node of `/nodes` (a msgspec Struct for the same reason as Job)."""
+
     name: str
     state: str  # sinfo's %T, lower case, without the */~/#/!/%/$/@ suffix
     flags: tuple[str, ...]  # every raw state word upper case, e.g. ("IDLE", "DRAIN")
@@ -116,8 +123,10 @@ class Node:
     alloc_memory_bytes: int
     free_memory_bytes: int | None  # as the OS reports it; None when unknown
     cpu_load: float  # load average (Slurm reports it x100)
-    gpus_total: dict[str, int] = field(default_factory=dict)  # by type, from `gres`
-    gpus_alloc: dict[str, int] = field(default_factory=dict)  # by type, from `gres_used`
+    # by type, from `gres` / `gres_used`; nodes with the same strings may share these
+    # dicts: never modify them
+    gpus_total: dict[str, int] = msgspec.field(default_factory=dict)
+    gpus_alloc: dict[str, int] = msgspec.field(default_factory=dict)
     reason: str = ""
 
 

@@ -47,7 +47,7 @@ class _Meta(msgspec.Struct, gc=False):
 
 class _Job(msgspec.Struct, gc=False):
     job_id: int
-    job_state: str | list[str] | None = None
+    job_state: str | tuple[str, ...] | None = None  # tuples: hashable memo keys
     partition: str | None = None
     user_name: str | None = None
     account: str | None = None
@@ -62,14 +62,14 @@ class _Job(msgspec.Struct, gc=False):
     tres_per_job: str | None = None
     tres_per_node: str | None = None
     tres_per_task: str | None = None
-    gres_detail: list[str] | None = None
+    gres_detail: tuple[str, ...] | None = None
 
 
 class _Node(msgspec.Struct, gc=False):
     name: str
     state: str | None = None  # lower-case base state
-    state_flags: list[str] | None = None  # v0.0.37+
-    partitions: list[str] | None = None  # v0.0.37+
+    state_flags: tuple[str, ...] | None = None  # v0.0.37+
+    partitions: tuple[str, ...] | None = None  # v0.0.37+
     cpus: Num = None
     alloc_cpus: Num = None  # v0.0.37+
     real_memory: Num = None  # MiB
@@ -132,8 +132,48 @@ _ping_decoder = msgspec.json.Decoder(_PingBody)
 # --- conversion -----------------------------------------------------------------
 
 
-def _job(raw: _Job) -> Job:
-    words = [raw.job_state] if isinstance(raw.job_state, str) else raw.job_state or []
+# Jobs and nodes come by the hundred thousand but with few distinct shapes: what the
+# rules in normalise.py derive from a job's state and resource fields, or a node's
+# state and GRES strings, is computed once per distinct value within one answer.
+_JobMemo = dict[tuple[object, ...], tuple[str, norm.JobResources]]
+
+
+def _job(raw: _Job, memo: _JobMemo) -> Job:
+    key = (
+        raw.job_state,
+        raw.tres_alloc_str,
+        raw.tres_req_str,
+        raw.cpus,
+        raw.node_count,
+        raw.tasks,
+        raw.memory_per_node,
+        raw.memory_per_cpu,
+        raw.tres_per_job,
+        raw.tres_per_node,
+        raw.tres_per_task,
+        raw.gres_detail,
+    )
+    derived = memo.get(key)
+    if derived is None:
+        derived = memo[key] = _derive_job(raw)
+    state, res = derived
+    # positional: Job's field order (this runs 100k times a cycle)
+    return Job(
+        raw.job_id,
+        state,
+        raw.partition or "",
+        raw.user_name or "",
+        raw.account or "",
+        raw.state_reason or "None",
+        res.cpus,
+        res.memory_bytes,
+        res.nodes,
+        res.gpus,
+    )
+
+
+def _derive_job(raw: _Job) -> tuple[str, norm.JobResources]:
+    words = [raw.job_state] if isinstance(raw.job_state, str) else list(raw.job_state or ())
     facts = norm.JobFacts(
         pending=norm.job_is_pending(words),
         tres_alloc=raw.tres_alloc_str or "",
@@ -148,37 +188,50 @@ def _job(raw: _Job) -> Job:
         tres_per_task=raw.tres_per_task or "",
         gres_detail=raw.gres_detail or (),
     )
-    res = norm.job_resources(facts)
-    return Job(
-        job_id=raw.job_id,
-        state=norm.job_state(words),
-        partition=raw.partition or "",
-        user=raw.user_name or "",
-        account=raw.account or "",
-        reason=raw.state_reason or "None",
-        cpus=res.cpus,
-        memory_bytes=res.memory_bytes,
-        nodes=res.nodes,
-        gpus=res.gpus,
-    )
+    return norm.job_state(words), norm.job_resources(facts)
 
 
-def _node(raw: _Node) -> Node:
-    words = [raw.state or "", *(raw.state_flags or ())]
+class _NodeMemo:
+    """Per-answer memo of node state words and GRES strings (see _job)."""
+
+    def __init__(self) -> None:
+        self.states: dict[object, tuple[str, tuple[str, ...]]] = {}
+        self.gres: dict[str | None, dict[str, int]] = {}
+
+    def state(self, base: str | None, flags: tuple[str, ...] | None) -> tuple[str, tuple[str, ...]]:
+        key = (base, flags)
+        found = self.states.get(key)
+        if found is None:
+            words = [base or "", *(flags or ())]
+            found = self.states[key] = (
+                norm.node_state(words),
+                tuple(w.upper() for w in words if w),
+            )
+        return found
+
+    def gpus(self, gres: str | None) -> dict[str, int]:
+        found = self.gres.get(gres)
+        if found is None:
+            found = self.gres[gres] = norm.gres_gpus(gres)
+        return found
+
+
+def _node(raw: _Node, memo: _NodeMemo) -> Node:
+    state, flags = memo.state(raw.state, raw.state_flags)
     free = optional_int(raw.free_memory)
     return Node(
         name=raw.name,
-        state=norm.node_state(words),
-        flags=tuple(w.upper() for w in words if w),
-        partitions=tuple(raw.partitions or ()),
+        state=state,
+        flags=flags,
+        partitions=raw.partitions or (),
         cpus=integer(raw.cpus),
         alloc_cpus=integer(raw.alloc_cpus),
         real_memory_bytes=norm.mib_to_bytes(optional_int(raw.real_memory)),
         alloc_memory_bytes=norm.mib_to_bytes(optional_int(raw.alloc_memory)),
         free_memory_bytes=None if free is None or free < 0 else norm.mib_to_bytes(free),
         cpu_load=float(number(raw.cpu_load) or 0) / 100,
-        gpus_total=norm.gres_gpus(raw.gres),
-        gpus_alloc=norm.gres_gpus(raw.gres_used),
+        gpus_total=memo.gpus(raw.gres),
+        gpus_alloc=memo.gpus(raw.gres_used),
         reason=raw.reason or "",
     )
 
@@ -241,14 +294,16 @@ class V0036Adapter:
 
     def parse_jobs(self, body: bytes) -> Response[list[Job]]:
         parsed = decode(_jobs_decoder, body, self._what("jobs"))
+        memo: _JobMemo = {}
         return Response(
-            self._meta(parsed.meta), [_job(j) for j in parsed.jobs], parsed.warning_texts()
+            self._meta(parsed.meta), [_job(j, memo) for j in parsed.jobs], parsed.warning_texts()
         )
 
     def parse_nodes(self, body: bytes) -> Response[list[Node]]:
         parsed = decode(_nodes_decoder, body, self._what("nodes"))
+        memo = _NodeMemo()
         return Response(
-            self._meta(parsed.meta), [_node(n) for n in parsed.nodes], parsed.warning_texts()
+            self._meta(parsed.meta), [_node(n, memo) for n in parsed.nodes], parsed.warning_texts()
         )
 
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]:

@@ -151,7 +151,13 @@ def test_wrong_key_is_reported_as_auth(lab: Lab) -> None:
         )
     assert code == 1
     reasons = by(samples, "slurm_exporter_endpoint_errors_total", "endpoint", "reason")
-    assert {e for (e, r) in reasons if r == "auth"} == set(ENDPOINTS)
+    refused = {e for (e, r) in reasons if r == "auth"}
+    assert refused >= {"diag", "jobs", "nodes", "partitions"}
+    if "ping" not in refused:
+        # Before v0.0.45, ping answers a refused token with 200 and the controller "DOWN",
+        # without saying why: the exporter can only report what it is told.
+        assert lab.release != "26.05"
+        assert [v for _, v in samples["slurm_controller_up"]] == [0.0]
     assert "refused the token" in stderr and "jwt_key" in stderr
 
 

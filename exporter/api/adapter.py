@@ -8,6 +8,7 @@ normalised types of `exporter.api.model`. Parsing raises
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
 from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response
@@ -30,7 +31,14 @@ class Adapter(Protocol):
 
     def parse_jobs(self, body: bytes) -> Response[list[Job]]: ...
 
+    def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
+        """parse_jobs of the body given in pieces, decoded as they come (see
+        decoding.decode_array_stream): the answer is never whole in memory."""
+        ...
+
     def parse_nodes(self, body: bytes) -> Response[list[Node]]: ...
+
+    def parse_nodes_stream(self, chunks: Iterable[bytes]) -> Response[list[Node]]: ...
 
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]: ...
 

@@ -8,6 +8,8 @@ while it parses, so a 900 MB `/jobs` never becomes a dict tree.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 import msgspec
@@ -113,3 +115,103 @@ def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
     if envelope.errors:
         raise SlurmError(entries_from_raw(envelope.errors))
     return envelope
+
+
+# --- streaming: a large array decoded while it arrives --------------------------------
+
+T = TypeVar("T")
+
+# slurmrestd prints its answers with an indent of 2, so the elements of a top-level
+# array (`jobs`, `nodes`) are the only objects that open and close on lines indented
+# by exactly 4 spaces, and no string can hold a raw newline: these byte patterns
+# match nowhere else in the answer.
+_ELEMENT_GAP = b"\n    },\n    {"  # between two elements
+_ARRAY_END = b"\n    }\n  ]"  # after the last one
+_CLOSE = len(b"\n    }")
+# How much of an answer may come before its array before we stop looking and decode
+# it whole (a compact or otherwise unexpected layout).
+_HEAD_LIMIT = 4 << 20
+_INDEX = re.compile(r"`\$\[(\d+)\]")
+
+
+def decode_array_stream(
+    chunks: Iterable[bytes],
+    key: str,
+    items: msgspec.json.Decoder[list[T]],
+    whole: msgspec.json.Decoder[E],
+    take: Callable[[E], list[T]],
+    on_items: Callable[[list[T]], None],
+    what: str,
+) -> E:
+    """Decode an answer `{..., "<key>": [...], ...}` whose array is huge, as it arrives.
+
+    Complete elements are decoded a batch at a time (each network chunk) with `items`
+    and handed to `on_items`, so the answer is never whole in memory and no batch holds
+    the GIL for long. The rest of the answer (meta, errors, warnings: before or after
+    the array depending on the version) is decoded at the end with `whole`, with the
+    array emptied, and returned; it raises SlurmError/DecodeError as `decode` does. An
+    answer not laid out as slurmrestd prints it is decoded whole, with the same result.
+    """
+    start_mark = b'\n  "' + key.encode() + b'": ['
+    buf = bytearray()
+    head: bytes | None = None  # the answer up to the array's "[" once found
+    streaming = True
+    done = 0  # elements decoded so far
+    for chunk in chunks:
+        buf += chunk
+        if head is None:
+            if not streaming:
+                continue
+            found = buf.find(start_mark)
+            if found < 0:
+                streaming = len(buf) <= _HEAD_LIMIT
+                continue
+            cut = found + len(start_mark)
+            head = bytes(buf[:cut])
+            del buf[:cut]
+        gap = buf.rfind(_ELEMENT_GAP)
+        if gap > 0:
+            end = gap + _CLOSE  # the "," after the batch's last element
+            done += _decode_batch(buf, end, items, on_items, what, key, done)
+            del buf[: end + 1]  # buf starts again with the "\n" before an element
+    if head is None:
+        envelope = decode(whole, bytes(buf), what)
+        on_items(take(envelope))
+        return envelope
+    if buf[:1] == b"]":  # an empty array
+        close = 0
+    else:
+        last = buf.find(_ARRAY_END)
+        if last < 0:
+            raise DecodeError(
+                f"{what}: JSON is malformed: input data was truncated, the `{key}` array "
+                f"does not end ({done} elements read)"
+            )
+        _decode_batch(buf, last + _CLOSE, items, on_items, what, key, done)
+        close = last + len(_ARRAY_END) - 1
+    return decode(whole, head + b"]" + bytes(buf[close + 1 :]), what)
+
+
+def _decode_batch(
+    buf: bytearray,
+    end: int,
+    items: msgspec.json.Decoder[list[T]],
+    on_items: Callable[[list[T]], None],
+    what: str,
+    key: str,
+    done: int,
+) -> int:
+    """Decode the elements in buf[1:end] as one JSON array, in place: buf[0] (the
+    newline before the first element) becomes "[" and buf[end] "]"."""
+    if buf[0] != 0x0A:
+        raise DecodeError(f"{what}: JSON is malformed: unexpected layout in `{key}`")
+    buf[0], buf[end] = 0x5B, 0x5D
+    with memoryview(buf) as view, view[: end + 1] as batch:
+        try:
+            decoded = items.decode(batch)
+        except msgspec.DecodeError as exc:
+            # name the element as a whole decode would: `$.jobs[1234]`, not `$[3]`
+            detail = _INDEX.sub(lambda m: f"`$.{key}[{done + int(m.group(1))}]", str(exc))
+            raise DecodeError(f"{what}: {detail}") from None
+    on_items(decoded)
+    return len(decoded)

@@ -10,11 +10,21 @@ numbers, with null, -1 or NO_VAL for "unset/unlimited"; ping `{ping: "UP"}`.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import msgspec
 
 from exporter.api import normalise as norm
 from exporter.api.adapter import check_endpoint
-from exporter.api.decoding import Envelope, Num, decode, integer, number, optional_int
+from exporter.api.decoding import (
+    Envelope,
+    Num,
+    decode,
+    decode_array_stream,
+    integer,
+    number,
+    optional_int,
+)
 from exporter.api.model import (
     ControllerPing,
     Diag,
@@ -127,6 +137,17 @@ _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
+# for answers decoded while they arrive: batches of elements
+_job_batch_decoder = msgspec.json.Decoder(list[_Job])
+_node_batch_decoder = msgspec.json.Decoder(list[_Node])
+
+
+def _all_jobs(body: _JobsBody) -> list[_Job]:
+    return body.jobs
+
+
+def _all_nodes(body: _NodesBody) -> list[_Node]:
+    return body.nodes
 
 
 # --- conversion -----------------------------------------------------------------
@@ -299,12 +320,37 @@ class V0036Adapter:
             self._meta(parsed.meta), [_job(j, memo) for j in parsed.jobs], parsed.warning_texts()
         )
 
+    def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
+        memo: _JobMemo = {}
+        jobs: list[Job] = []
+
+        def add(batch: list[_Job]) -> None:
+            jobs.extend([_job(j, memo) for j in batch])
+
+        parsed = decode_array_stream(
+            chunks, "jobs", _job_batch_decoder, _jobs_decoder, _all_jobs, add, self._what("jobs")
+        )
+        return Response(self._meta(parsed.meta), jobs, parsed.warning_texts())
+
     def parse_nodes(self, body: bytes) -> Response[list[Node]]:
         parsed = decode(_nodes_decoder, body, self._what("nodes"))
         memo = _NodeMemo()
         return Response(
             self._meta(parsed.meta), [_node(n, memo) for n in parsed.nodes], parsed.warning_texts()
         )
+
+    def parse_nodes_stream(self, chunks: Iterable[bytes]) -> Response[list[Node]]:
+        memo = _NodeMemo()
+        nodes: list[Node] = []
+
+        def add(batch: list[_Node]) -> None:
+            nodes.extend([_node(n, memo) for n in batch])
+
+        parsed = decode_array_stream(
+            chunks, "nodes", _node_batch_decoder, _nodes_decoder, _all_nodes, add,
+            self._what("nodes"),
+        )
+        return Response(self._meta(parsed.meta), nodes, parsed.warning_texts())
 
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]:
         parsed = decode(_partitions_decoder, body, self._what("partitions"))

@@ -95,10 +95,9 @@ class SlurmrestdClient:
         seconds = time.perf_counter() - t0
         if 200 <= status < 300:
             return Answer(body, status, seconds)
-        failure = classify_error(path, status, body, self.target)
         if creds.token:  # an answer may quote the request (a proxy echoing headers)
-            failure = _redact(failure, creds.token)
-        raise failure
+            body = _redact(body, creds.token)
+        raise classify_error(path, status, body, self.target)
 
     def _fetch(self, path: str, headers: dict[str, str], deadline: float) -> tuple[int, bytes]:
         """Status and body, read within `deadline` (perf_counter time) as a whole.
@@ -194,15 +193,13 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
     )
 
 
-def _redact(failure: EndpointFailure, token: str) -> EndpointFailure:
-    """The failure without the token (nor its signature) in its message."""
-    message = failure.message.replace(token, "<token>")
-    signature = token.rsplit(".", 1)[-1]
+def _redact(body: bytes, token: str) -> bytes:
+    """The body without the token, nor its signature alone (messages quote bodies)."""
+    body = body.replace(token.encode(), b"<token>")
+    signature = token.rsplit(".", 1)[-1].encode()
     if len(signature) >= 16:
-        message = message.replace(signature, "<token>")
-    if message == failure.message:
-        return failure
-    return EndpointFailure(failure.reason, message, failure.status)
+        body = body.replace(signature, b"<token>")
+    return body
 
 
 def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:

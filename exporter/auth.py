@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import subprocess
 import threading
 import time
@@ -149,19 +150,58 @@ class _Renewable:
             return dict(self._counts)
 
 
+def check_key_permissions(path: Path, allow_insecure: bool) -> None:
+    """Refuse (AuthError) a key file that other users may read or write, unless allowed.
+
+    Whoever reads the cluster's JWT key can mint a token for any Slurm user, root
+    included. A file that cannot be stat'ed is left to the read to report.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not mode & 0o007:
+        return
+    problem = (
+        f"the JWT key {path} is open to every user on this host (mode "
+        f"{stat.filemode(mode)}): whoever reads it can act as any Slurm user, root included"
+    )
+    if allow_insecure:
+        log.warning("%s; used anyway (--jwt-key-file-allow-insecure-permissions)", problem)
+        return
+    raise AuthError(
+        f"{problem}. Fix: chmod o-rwx {path} (0600, or 0640 with the exporter's group), or "
+        "pass the key with systemd's LoadCredential=; --jwt-key-file-allow-insecure-permissions "
+        "uses it anyway"
+    )
+
+
 class MintedToken(_Renewable):
     """HS256 tokens signed with the cluster's JWT key, as Slurm's auth/jwt expects.
 
-    The key file is read at every renewal, so a rotated key is picked up.
+    The key file is read at every renewal, so a rotated key is picked up; a key that
+    every user may read is refused (see check_key_permissions) unless allowed.
     """
 
-    def __init__(self, key_file: Path, user: str, lifespan: int, clock: Clock = time.time) -> None:
+    def __init__(
+        self,
+        key_file: Path,
+        user: str,
+        lifespan: int,
+        clock: Clock = time.time,
+        allow_insecure_permissions: bool = False,
+    ) -> None:
         super().__init__(lifespan, clock)
         self._key_file = key_file
         self._user = user
+        self._allow_insecure = allow_insecure_permissions
+        self._warned_insecure = False
         self.description = f"minted for user {user!r} with the key {key_file}"
 
     def _fetch(self) -> Credentials:
+        if not self._warned_insecure:  # warn once when allowed; refuse every time if not
+            check_key_permissions(self._key_file, self._allow_insecure)
+            self._warned_insecure = self._allow_insecure
         try:
             key = self._key_file.read_bytes()
         except OSError as e:
@@ -348,7 +388,11 @@ def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> 
             )
     if mode == "jwt-key":
         assert settings.jwt_key_file is not None and settings.jwt_user
-        return MintedToken(settings.jwt_key_file, settings.jwt_user, settings.jwt_lifespan, clock)
+        allow = settings.jwt_key_file_allow_insecure_permissions
+        check_key_permissions(settings.jwt_key_file, allow)  # refused at start already
+        return MintedToken(
+            settings.jwt_key_file, settings.jwt_user, settings.jwt_lifespan, clock, allow
+        )
     if mode == "token-file":
         assert settings.token_file is not None
         return TokenFile(settings.token_file, settings.user_name, clock)

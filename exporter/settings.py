@@ -109,6 +109,11 @@ class Settings(BaseSettings):
     jwt_key_file: Path | None = Field(
         None, description="Slurm's HS256 key (AuthAltParameters=jwt_key=...) to mint tokens"
     )
+    jwt_key_file_allow_insecure_permissions: bool = Field(
+        False,
+        description="use a --jwt-key-file that other users may read or write (refused "
+        "otherwise: whoever reads the key can act as any Slurm user)",
+    )
     jwt_user: str | None = Field(None, description="user name put in minted or scontrol tokens")
     jwt_lifespan: int = Field(
         1800, ge=5, description="lifespan of minted or scontrol tokens, in seconds (>= 5)"
@@ -141,6 +146,11 @@ class Settings(BaseSettings):
         False,
         description="run one collection cycle, print the metrics and exit (0 if every "
         "endpoint answered, 1 otherwise)",
+    )
+    web_config_file: Path | None = Field(
+        None,
+        description="TLS and basic auth for /metrics, in the web-config.yml format of the "
+        "Prometheus exporter toolkit (tls_server_config, basic_auth_users with bcrypt hashes)",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="least severe log level written to stderr"
@@ -188,6 +198,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_auth(self) -> Settings:
+        if self.jwt_key_file is None and self.auth in ("auto", "jwt-key"):
+            # systemd's LoadCredential=jwt_key:/etc/slurm/jwt_hs256.key
+            credential = credentials_directory_file(JWT_KEY_CREDENTIAL)
+            if credential is not None:
+                self.jwt_key_file = credential
         if self.auth == "jwt-key" and self.jwt_key_file is None:
             raise ValueError("--auth jwt-key needs --jwt-key-file")
         if self.auth == "token-file" and self.token_file is None:
@@ -215,6 +230,21 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+
+# The name of the key's credential in systemd's $CREDENTIALS_DIRECTORY (LoadCredential=).
+JWT_KEY_CREDENTIAL = "jwt_key"
+
+
+def credentials_directory_file(name: str) -> Path | None:
+    """$CREDENTIALS_DIRECTORY/name when systemd passed that credential, else None."""
+    import os
+
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory:
+        return None
+    path = Path(directory) / name
+    return path if path.is_file() else None
 
 
 def parse_listen_address(value: str) -> tuple[str, int]:

@@ -33,7 +33,6 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate.generate(out, 400, 30, VERSIONS, seed=7)
     (out / "key").write_bytes(KEY)
     (out / "key").chmod(0o600)  # the exporter refuses a key that other users may read
-    (out / "key").chmod(0o600)  # a key others may read is refused
     return out
 
 

@@ -42,6 +42,7 @@ def value(snap: Snapshot, name: str, **labels: str) -> float:
 def key_file(tmp_path: Path) -> Path:
     p = tmp_path / "jwt.key"
     p.write_bytes(b"s" * 32)
+    p.chmod(0o600)  # a key others may read is refused
     return p
 
 

@@ -6,6 +6,7 @@ import logging
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
@@ -81,11 +82,21 @@ def _run(settings: Settings) -> int:
         return 0 if snap.all_up else 1
 
     from exporter.server import make_app, serve
+    from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
 
+    web = WebConfig(path=Path())
+    if settings.web_config_file is not None:
+        try:
+            web = load_web_config(settings.web_config_file)
+        except WebConfigError as e:
+            collection.close()
+            print(f"slurm-exporter: {e}", file=sys.stderr)
+            return 2
     host, port = parse_listen_address(settings.listen_address)
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
+    app = protect(app, web)
     try:
-        httpd, _ = serve(host, port, app)
+        httpd, _ = serve(host, port, app, web.tls)
     except OSError as e:
         print(
             f"slurm-exporter: cannot listen on {settings.listen_address}: {e.strerror}; "
@@ -94,10 +105,12 @@ def _run(settings: Settings) -> int:
         )
         return 2
     log.info(
-        "serving http://%s:%d%s, reading %s every %gs (token %s)",
+        "serving %s://%s:%d%s%s, reading %s every %gs (token %s)",
+        web.scheme,
         host or "0.0.0.0",
         port,
         settings.telemetry_path,
+        " with basic auth" if web.users else "",
         settings.slurmrestd_url,
         settings.interval,
         tokens.description,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import logging
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable
 from socketserver import ThreadingMixIn
@@ -59,12 +60,18 @@ def make_app(
 class _ThreadingServer(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # a failed TLS handshake, a client gone mid-answer: not worth a traceback on stderr
+        log.debug("http: request from %s failed", client_address, exc_info=True)
+
 
 class _IPv6Server(_ThreadingServer):
     address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
+    timeout = 60  # seconds a client may stay silent (or half-way through a TLS handshake)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
@@ -73,10 +80,19 @@ def serve(
     host: str,
     port: int,
     app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    tls: ssl.SSLContext | None = None,
 ) -> tuple[WSGIServer, threading.Thread]:
-    """Start serving in a daemon thread; returns the server (for shutdown) and the thread."""
+    """Start serving in a daemon thread; returns the server (for shutdown) and the thread.
+
+    With `tls`, every connection is TLS; the handshake happens in the connection's own
+    thread, so a slow or broken client never holds up the others.
+    """
     server_class = _IPv6Server if ":" in host else _ThreadingServer
     httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(
+            httpd.socket, server_side=True, do_handshake_on_connect=False
+        )
     thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
     thread.start()
     return httpd, thread

@@ -53,6 +53,7 @@ class Fault:
     drop: bool = False  # close the connection without answering
     truncate: bool = False  # announce the full length, send half the body, close
     trickle: threading.Event | None = None  # 64 bytes every 50 ms until set, then close
+    echo: bool = False  # the body is the request's headers (a proxy's debug page)
 
 
 def slurm_error(number: int, error: str, description: str = "") -> bytes:
@@ -156,6 +157,8 @@ class FakeSlurmrestd:
             fault = self._faults.get(path)
         if fault is None and self.random_fault is not None:
             fault = self.random_fault(path)
+        if fault is not None and fault.echo:
+            return Fault(fault.status, json.dumps(headers).encode())
         if fault is not None:
             return fault
         refused = self._check_token(headers)

@@ -1,9 +1,11 @@
 """slurmrestd client: one connection pool, TCP or UNIX socket, every failure classified.
 
-`get()` returns the raw body of a 2xx answer (decoding is the adapters' job) or
-raises EndpointFailure with a reason from exporter.errors and a message that
-names the request, the status, the likely cause and the fix. On an auth
-failure it asks the token source for a new token once and retries.
+`get()` returns the raw body of a 2xx answer (decoding is the adapters' job), and
+`fetch()` hands it to a decoder piece by piece as it arrives (for /jobs and /nodes,
+hundreds of MB on a large cluster), or raises EndpointFailure with a reason from
+exporter.errors and a message that names the request, the status, the likely cause
+and the fix. On an auth failure it asks the token source for a new token once and
+retries.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import errno
 import logging
 import ssl
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
+import msgspec
 
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
 from exporter.auth import AuthError, TokenSource
@@ -22,6 +27,7 @@ from exporter.errors import EndpointFailure
 from exporter.settings import Settings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,23 +72,45 @@ class SlurmrestdClient:
         self._http.close()
 
     def get(self, path: str) -> Answer:
-        """GET path; retry once with a renewed token if slurmrestd refuses the token."""
+        """GET path and return a 2xx answer whole; retry once with a renewed token if
+        slurmrestd refuses the token."""
+        t0 = time.perf_counter()
+        status, body = self.fetch(path, _whole)
+        return Answer(body, status, time.perf_counter() - t0)
+
+    def fetch(
+        self, path: str, sink: Callable[[int, Iterator[bytes]], T], *, accept_304: bool = False
+    ) -> T:
+        """GET path and hand a 2xx answer to `sink` (status, body in pieces as they arrive),
+        returning what it returns: a large answer need never be whole in memory.
+
+        Failures and the token retry are get()'s; what `sink` raises goes through (a
+        transport failure while it reads is still classified here). With `accept_304`, a
+        304 (asked with update_time, nothing changed) goes to `sink` too, with no body.
+        """
         try:
-            return self._get_once(path)
+            return self._fetch_once(path, sink, accept_304)
         except EndpointFailure as first:
             if first.reason != "auth" or not self._tokens.renew():
                 raise
             log.info("GET %s: token refused, retrying once with a renewed token", path)
-            return self._get_once(path)
+            return self._fetch_once(path, sink, accept_304)
 
-    def _get_once(self, path: str) -> Answer:
+    def _fetch_once(
+        self, path: str, sink: Callable[[int, Iterator[bytes]], T], accept_304: bool
+    ) -> T:
         try:
             creds = self._tokens.credentials()
         except AuthError as e:
             raise EndpointFailure("auth", f"GET {path}: no usable token: {e}") from None
-        t0 = time.perf_counter()
+        deadline = time.perf_counter() + self._timeout
         try:
-            status, body = self._fetch(path, creds.headers(), t0 + self._timeout)
+            with self._http.stream("GET", path, headers=creds.headers()) as resp:
+                status = resp.status_code
+                chunks = _until(resp.iter_bytes(), deadline)
+                if 200 <= status < 300 or (accept_304 and status == 304):
+                    return sink(status, chunks)
+                body = b"".join(chunks)
         except (httpx.TimeoutException, _TooSlow):
             raise EndpointFailure(
                 "timeout",
@@ -92,26 +120,9 @@ class SlurmrestdClient:
             ) from None
         except httpx.TransportError as e:
             raise EndpointFailure("connect", self._connect_message(path, e)) from None
-        seconds = time.perf_counter() - t0
-        if 200 <= status < 300:
-            return Answer(body, status, seconds)
         if creds.token:  # an answer may quote the request (a proxy echoing headers)
             body = _redact(body, creds.token)
         raise classify_error(path, status, body, self.target)
-
-    def _fetch(self, path: str, headers: dict[str, str], deadline: float) -> tuple[int, bytes]:
-        """Status and body, read within `deadline` (perf_counter time) as a whole.
-
-        httpx's read timeout bounds each read, not the answer: a body trickling in a
-        few bytes at a time would hold the cycle forever.
-        """
-        with self._http.stream("GET", path, headers=headers) as resp:
-            chunks = []
-            for chunk in resp.iter_bytes():
-                chunks.append(chunk)
-                if time.perf_counter() > deadline:
-                    raise _TooSlow
-            return resp.status_code, b"".join(chunks)
 
     def _connect_message(self, path: str, e: httpx.TransportError) -> str:
         cause = _root_cause(e)
@@ -149,6 +160,22 @@ class SlurmrestdClient:
         return f"GET {path}: cannot reach {where}: {text}"
 
 
+def _whole(status: int, chunks: Iterator[bytes]) -> tuple[int, bytes]:
+    return status, b"".join(chunks)
+
+
+def _until(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
+    """The chunks, then _TooSlow once `deadline` (perf_counter time) has passed.
+
+    httpx's read timeout bounds each read, not the answer: a body trickling in a few
+    bytes at a time would hold the cycle forever.
+    """
+    for chunk in chunks:
+        yield chunk
+        if time.perf_counter() > deadline:
+            raise _TooSlow
+
+
 def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
@@ -178,6 +205,16 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
             status,
         )
+    if status >= 500 and _is_slurmrestd_envelope(body):
+        # what slurmrestd 24.11 answers on /partitions while slurmctld is down: 502 and
+        # {"errors": [], "warnings": [], "meta": ...}, Slurm's own answer without details
+        return EndpointFailure(
+            "slurm_error",
+            f"GET {path}: HTTP {status} from slurmrestd itself, without error details: it "
+            "got no answer from slurmctld (down, restarting, or unreachable from the "
+            "slurmrestd host); check 'scontrol ping' there",
+            status,
+        )
     if 300 <= status < 400:
         return EndpointFailure(
             "http_error",
@@ -200,6 +237,23 @@ def _redact(body: bytes, token: str) -> bytes:
     if len(signature) >= 16:
         body = body.replace(signature, b"<token>")
     return body
+
+
+class _EnvelopeKeys(msgspec.Struct):
+    errors: msgspec.Raw | None = None
+    meta: msgspec.Raw | None = None
+
+
+_envelope_keys = msgspec.json.Decoder(_EnvelopeKeys)
+
+
+def _is_slurmrestd_envelope(body: bytes) -> bool:
+    """Whether the body is a JSON object in slurmrestd's envelope (`errors` or `meta`)."""
+    try:
+        keys = _envelope_keys.decode(body)
+    except msgspec.DecodeError:
+        return False
+    return keys.errors is not None or keys.meta is not None
 
 
 def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -22,8 +23,13 @@ from prometheus_client.metrics_core import Metric
 from exporter import __version__
 from exporter.api.adapter import Adapter
 from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
-from exporter.api.errors import SLURM_AUTH_ERROR, DecodeError, SlurmError
-from exporter.api.model import Meta
+from exporter.api.errors import (
+    SLURM_AUTH_ERROR,
+    SLURM_NO_CHANGE_IN_DATA,
+    DecodeError,
+    SlurmError,
+)
+from exporter.api.model import Meta, Response
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource
 from exporter.client import SlurmrestdClient
@@ -56,6 +62,13 @@ class _EndpointState:
     last_success: float | None = None
     errors: Counter[str] = field(default_factory=Counter)
     last_failure: tuple[Reason, str] | None = None
+    # the last full answer's last_update, to ask only for changes (?update_time=)
+    last_update: int | None = None
+    full_at: float = 0.0  # when that full answer came
+
+
+# Even when slurmrestd keeps saying nothing changed, fetch everything this often.
+FULL_REFRESH_SECONDS = 300.0
 
 
 class _Families:
@@ -159,27 +172,52 @@ class Collection:
         t0 = time.perf_counter()
         spec = COLLECTORS[endpoint]
         path = adapter.path(endpoint)
+        st = self._states[endpoint]
+        since = self._since(st)
+        query = path if since is None else f"{path}?update_time={since}"
+        status = 0
+        response: Response[Any] | None
         try:
-            answer = self._client.get(path)
             try:
-                response = spec.parse(adapter, answer.body)
+                if spec.parse_stream is not None:
+                    parse_stream = spec.parse_stream
+
+                    def parse(code: int, chunks: Iterable[bytes]) -> Response[Any] | None:
+                        nonlocal status
+                        status = code
+                        if code == 304:  # /nodes: nothing changed since update_time
+                            return None
+                        return parse_stream(adapter, chunks)
+
+                    response = self._client.fetch(query, parse, accept_304=True)
+                else:
+                    answer = self._client.get(query)
+                    status = answer.status
+                    response = spec.parse(adapter, answer.body)
             except DecodeError as e:
                 raise EndpointFailure(
-                    "decode", f"GET {path}: HTTP {answer.status} but {e}", answer.status
+                    "decode", f"GET {path}: HTTP {status} but {e}", status
                 ) from None
             except SlurmError as e:
-                if SLURM_AUTH_ERROR in e.error_numbers:
+                if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
+                    response = None  # older slurmrestd: "no change" as an error
+                elif SLURM_AUTH_ERROR in e.error_numbers:
                     raise EndpointFailure(
                         "auth",
-                        f"GET {path}: HTTP {answer.status}, but slurmctld refused the token: "
+                        f"GET {path}: HTTP {status}, but slurmctld refused the token: "
                         f"{e}; check --jwt-key-file (the cluster's jwt_key) and --jwt-user",
-                        answer.status,
+                        status,
                     ) from None
-                raise EndpointFailure(
-                    "slurm_error",
-                    f"GET {path}: HTTP {answer.status} with Slurm errors: {e}",
-                    answer.status,
-                ) from None
+                else:
+                    raise EndpointFailure(
+                        "slurm_error",
+                        f"GET {path}: HTTP {status} with Slurm errors: {e}",
+                        status,
+                    ) from None
+            if response is None or response.unchanged:
+                # nothing changed since `since`: the last good families still hold
+                self._record_success(endpoint, st.families, time.perf_counter() - t0)
+                return
             families = spec.collect(response.data, self._settings)
         except EndpointFailure as failure:
             if failure.reason == "not_found" and self._settings.api_version == "auto":
@@ -194,7 +232,17 @@ class Collection:
         self._meta = response.meta
         for w in response.warnings:
             log.debug("GET %s: slurmrestd warning: %s", path, w)
+        st.last_update, st.full_at = response.last_update, self._clock()
         self._record_success(endpoint, families, time.perf_counter() - t0)
+
+    def _since(self, st: _EndpointState) -> int | None:
+        """The update_time to ask with: only once a full answer is in hand, still good,
+        and not older than FULL_REFRESH_SECONDS."""
+        if st.last_update is None or not st.up:
+            return None
+        if self._clock() - st.full_at > FULL_REFRESH_SECONDS:
+            return None
+        return st.last_update
 
     def _record_success(self, endpoint: str, families: list[Metric], seconds: float) -> None:
         st = self._states[endpoint]

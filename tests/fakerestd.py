@@ -152,6 +152,7 @@ class FakeSlurmrestd:
 
     # ------------------------------------------------------------ answers
     def answer(self, path: str, headers: dict[str, str]) -> Fault:
+        path = path.split("?", 1)[0]  # slurmrestd takes ?update_time= on any path; so do we
         with self._lock:
             self.requests.append((path, headers))
             fault = self._faults.get(path)

@@ -43,6 +43,9 @@ class UnsupportedVersionError(ApiError, ValueError):
 # Slurm's "Protocol authentication error" (ESLURM_PROTOCOL_AUTHENTICATION_ERROR):
 # an expired, badly signed or mismatched token, answered with 500 (<= 24.05) or 511.
 SLURM_AUTH_ERROR = 1007
+# SLURM_NO_CHANGE_IN_DATA: nothing changed since the update_time asked for (older
+# slurmrestd report it as an error of /nodes rather than answering 304)
+SLURM_NO_CHANGE_IN_DATA = 1900
 
 
 class SlurmErrorEntry(msgspec.Struct, frozen=True):

@@ -156,3 +156,9 @@ class Response(Generic[T]):
     meta: Meta
     data: T
     warnings: tuple[str, ...] = ()
+    # the answer's `last_update` (unix time), for asking next time only for changes
+    # (`?update_time=`); None where the API version does not give it
+    last_update: int | None = None
+    # slurmrestd said nothing changed since the update_time asked for (the data is empty
+    # then, not zero: keep the previous answer's)
+    unchanged: bool = False

@@ -12,6 +12,7 @@ v0.0.45 are parsed the same way: fields we read have stayed put since v0.0.40.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TypeVar
 
 import msgspec
 
@@ -128,6 +129,7 @@ class _Ping(msgspec.Struct, gc=False):
 
 class _Body(Envelope, kw_only=True):
     meta: _Meta | None = None
+    last_update: Num = None  # unix time (jobs, nodes, partitions)
 
 
 class _DiagBody(_Body, kw_only=True):
@@ -167,6 +169,10 @@ def _all_jobs(body: _JobsBody) -> list[_Job]:
 
 def _all_nodes(body: _NodesBody) -> list[_Node]:
     return body.nodes
+
+
+_NO_JOB_CHANGES = "No job changes since update_time"
+T = TypeVar("T")
 
 
 # --- conversion -----------------------------------------------------------------
@@ -367,6 +373,19 @@ class V0040Adapter:
             cluster=(slurm.cluster if slurm else None) or "",
         )
 
+    def _response(self, parsed: _JobsBody | _NodesBody, data: list[T]) -> Response[list[T]]:
+        """Jobs' or nodes' answer, with its last_update; `unchanged` when jobs answered
+        an update_time with nothing (slurmrestd's jobs.c: no jobs, and this warning)."""
+        warnings = parsed.warning_texts()
+        unchanged = not data and any(w.startswith(_NO_JOB_CHANGES) for w in warnings)
+        return Response(
+            self._meta(parsed.meta),
+            data,
+            warnings,
+            last_update=optional_int(parsed.last_update),
+            unchanged=unchanged,
+        )
+
     def _what(self, endpoint: str) -> str:
         return f"{self._version} /{endpoint}"
 
@@ -377,9 +396,7 @@ class V0040Adapter:
     def parse_jobs(self, body: bytes) -> Response[list[Job]]:
         parsed = decode(_jobs_decoder, body, self._what("jobs"))
         memo: _JobMemo = {}
-        return Response(
-            self._meta(parsed.meta), [_job(j, memo) for j in parsed.jobs], parsed.warning_texts()
-        )
+        return self._response(parsed, [_job(j, memo) for j in parsed.jobs])
 
     def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
         memo: _JobMemo = {}
@@ -391,14 +408,12 @@ class V0040Adapter:
         parsed = decode_array_stream(
             chunks, "jobs", _job_batch_decoder, _jobs_decoder, _all_jobs, add, self._what("jobs")
         )
-        return Response(self._meta(parsed.meta), jobs, parsed.warning_texts())
+        return self._response(parsed, jobs)
 
     def parse_nodes(self, body: bytes) -> Response[list[Node]]:
         parsed = decode(_nodes_decoder, body, self._what("nodes"))
         memo = _NodeMemo()
-        return Response(
-            self._meta(parsed.meta), [_node(n, memo) for n in parsed.nodes], parsed.warning_texts()
-        )
+        return self._response(parsed, [_node(n, memo) for n in parsed.nodes])
 
     def parse_nodes_stream(self, chunks: Iterable[bytes]) -> Response[list[Node]]:
         memo = _NodeMemo()
@@ -411,7 +426,7 @@ class V0040Adapter:
             chunks, "nodes", _node_batch_decoder, _nodes_decoder, _all_nodes, add,
             self._what("nodes"),
         )
-        return Response(self._meta(parsed.meta), nodes, parsed.warning_texts())
+        return self._response(parsed, nodes)
 
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]:
         parsed = decode(_partitions_decoder, body, self._what("partitions"))

@@ -7,7 +7,7 @@ endpoint's answer and which options of the settings the collector takes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,8 @@ class EndpointCollector:
     endpoint: str
     parse: Callable[[Adapter, bytes], Response[Any]]
     collect: Callable[[Any, Settings], list[Metric]]
+    # for the large answers: decode the body as it arrives, never whole in memory
+    parse_stream: Callable[[Adapter, Iterable[bytes]], Response[Any]] | None = None
 
 
 COLLECTORS: dict[str, EndpointCollector] = {
@@ -42,11 +44,13 @@ COLLECTORS: dict[str, EndpointCollector] = {
             lambda d, s: collect_jobs(
                 d, per_user=s.jobs_per_user, per_account=s.jobs_per_account
             ),
+            lambda a, chunks: a.parse_jobs_stream(chunks),
         ),
         EndpointCollector(
             "nodes",
             lambda a, b: a.parse_nodes(b),
             lambda d, s: collect_nodes(d, per_node=s.nodes_per_node),
+            lambda a, chunks: a.parse_nodes_stream(chunks),
         ),
         EndpointCollector(
             "partitions",

@@ -240,8 +240,8 @@ def _redact(body: bytes, token: str) -> bytes:
 
 
 class _EnvelopeKeys(msgspec.Struct):
-    errors: msgspec.Raw | None = None
-    meta: msgspec.Raw | None = None
+    errors: msgspec.Raw = msgspec.Raw(b"")  # empty: the key is absent
+    meta: msgspec.Raw = msgspec.Raw(b"")
 
 
 _envelope_keys = msgspec.json.Decoder(_EnvelopeKeys)
@@ -253,7 +253,7 @@ def _is_slurmrestd_envelope(body: bytes) -> bool:
         keys = _envelope_keys.decode(body)
     except msgspec.DecodeError:
         return False
-    return keys.errors is not None or keys.meta is not None
+    return len(keys.errors) > 0 or len(keys.meta) > 0
 
 
 def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:

@@ -225,6 +225,8 @@ def test_an_answer_trickling_in_is_cut_at_the_timeout(
         (511, slurm_error(1007, "Protocol authentication error"), "auth"),
         (401, b"Authentication failure", "auth"),
         (404, b"Unable to find requested URL endpoint.", "not_found"),
+        # 24.11's /partitions while slurmctld is down: its own envelope, no details
+        (502, b'{"errors": [], "warnings": [], "meta": {"plugin": {}}}', "slurm_error"),
     ],
 )
 def test_http_error_answers(

@@ -1,18 +1,16 @@
 """Every dashboard panel and every alert rule, run by a real Prometheus on real data.
 
-A lab cluster with fake GPUs and the job mix (scripts/slurmlab.sh start --gpus; submit
---gpus), the exporter reading it (with --nodes-per-node, so that the per-node panels have
-data), and Debian's Prometheus scraping the exporter every second in a job named "slurm"
-with alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
+The session's lab cluster (tests/integration/conftest.py: fake typed GPUs, slurmdbd, the job
+mix), the exporter reading it (with --nodes-per-node, so that the per-node panels have data),
+and Debian's Prometheus scraping the exporter every second in a job named "slurm" with
+alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
 dashboards/*.json must return data (except the RARE panels, whose data only appears in rare
 conditions), every rule expression must be valid PromQL, the rules must evaluate without
 error, and the healthy cluster must raise no alert.
 
-One release is enough for the dashboards: the first of PREFERRED that $SLURMLAB_RELEASES
-allows and that is not running already (the session's `lab` fixture, or someone else, may
-hold one; a running lab is never touched). The cluster is started here, with GPUs, and
-stopped when the module ends. To use a lab you already run instead (started with --gpus and
-given the job mix; it is left running), set SLURMLAB_DASHBOARDS_LAB to its release.
+One release is enough for the dashboards: these tests take the session's `lab` of RELEASE
+only (the first of PREFERRED that $SLURMLAB_RELEASES allows), so they share that cluster
+with the other integration tests instead of starting one of their own.
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.lab import TOP, Lab, lab_command, releases
+from tests.integration.lab import TOP, Lab, releases
 from tests.promql import (
     RULE_FILES,
     PanelQuery,
@@ -48,6 +46,10 @@ from tests.promql import (
 )
 
 PREFERRED = ("26.05", "24.11", "22.05")
+RELEASE = next((r for r in PREFERRED if r in releases()), releases()[0])
+# the session-scoped `lab` fixture of conftest.py, for RELEASE only (grouped with the other
+# tests of that release: the same cluster, started once)
+ON_LAB = pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 SCRAPE_JOB = "slurm"  # the name the alert rules expect (alerts/RUNBOOK.md)
 
 # Panels whose data only exists in rare conditions; their descriptions say so ("RARE").
@@ -142,16 +144,6 @@ class Stack:
         }
 
 
-def _running(release: str) -> bool:
-    return "running" in lab_command("status", "--release", release, check=False)
-
-
-def _env(out: str) -> dict[str, str]:
-    """The KEY=VALUE lines that slurmlab.sh start and env print."""
-    pairs = (line.split("=", 1) for line in out.splitlines() if re.match(r"^[A-Z_]+=", line))
-    return {k: v for k, v in pairs}
-
-
 def _init_pid(lab: Lab) -> str:
     """The lab's namespace init pid: which start of the release is running."""
     path = Path(lab.env["SLURMLAB_CHROOT"] + ".run") / "init.pid"
@@ -170,45 +162,12 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 # ------------------------------------------------------------------------------ fixtures
 @pytest.fixture(scope="module")
-def gpu_lab() -> Iterator[Lab]:
-    """A lab cluster with GPUs and the job mix, started here and stopped at the end."""
-    reuse = os.environ.get("SLURMLAB_DASHBOARDS_LAB")
-    if reuse:
-        env = _env(lab_command("env", "--release", reuse))
-        assert env.get("SLURMLAB_GPUS") == "1", f"the {reuse} lab was started without --gpus"
-        yield Lab(reuse, env)
-        return
-    wanted = [r for r in PREFERRED if r in releases()]
-    for release in wanted:
-        if _running(release):
-            continue  # someone else's (or the session's `lab`): never touch it
-        try:
-            out = lab_command("start", "--release", release, "--gpus")
-        except RuntimeError as e:
-            if "already running" in str(e):
-                continue  # started by someone else meanwhile
-            raise
-        lab = Lab(release, _env(out))
-        ours = _init_pid(lab)
-        try:
-            lab.run("submit", "--gpus")
-            yield lab
-        finally:
-            # stop it only if it is still ours: another test session's start_lab() may have
-            # replaced it meanwhile (it stops a running lab of its release first)
-            if _init_pid(lab) == ours:
-                lab_command("stop", "--release", release, check=False)
-        return
-    pytest.fail(f"no lab release free for the dashboard tests: {wanted} all running")
-
-
-@pytest.fixture(scope="module")
-def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The exporter and Prometheus, with enough samples for every rate() window."""
     prometheus_bin = shutil.which("prometheus") or "/usr/bin/prometheus"
     if not os.path.exists(prometheus_bin):
         pytest.fail("prometheus is not installed: run scripts/ci-setup.sh (make install)")
-    init_pid = _init_pid(gpu_lab)
+    init_pid = _init_pid(lab)
     tmp = tmp_path_factory.mktemp("dashboards")
     exporter_port, prometheus_port = free_port(), free_port()
     instance = f"127.0.0.1:{exporter_port}"
@@ -216,8 +175,8 @@ def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     exporter_log = tmp / "exporter.log"
     with exporter_log.open("wb") as log:
         exporter = subprocess.Popen(
-            [sys.executable, "-m", "exporter", "--slurmrestd-url", gpu_lab.url,
-             "--jwt-key-file", gpu_lab.key, "--jwt-user", gpu_lab.user,
+            [sys.executable, "-m", "exporter", "--slurmrestd-url", lab.url,
+             "--jwt-key-file", lab.key, "--jwt-user", lab.user,
              "--listen-address", instance, "--interval", "2", "--nodes-per-node"],
             cwd=TOP, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -270,7 +229,7 @@ def stack(gpu_lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
             120,
             prometheus_log,
         )
-        ready = Stack(gpu_lab, prom, instance, init_pid)
+        ready = Stack(lab, prom, instance, init_pid)
         ready.assert_same_lab()
         yield ready
     finally:
@@ -289,6 +248,7 @@ def _has_data(result: list[dict[str, Any]]) -> bool:
     return False
 
 
+@ON_LAB
 @pytest.mark.parametrize("query", PANEL_QUERIES, ids=[q.id for q in PANEL_QUERIES])
 def test_panel_query_returns_data(stack: Stack, query: PanelQuery) -> None:
     rare = (query.dashboard, query.panel) in RARE
@@ -312,6 +272,7 @@ def test_rare_panels_are_listed_and_say_so() -> None:
             assert key in RARE, f"{key} says RARE but the test does not list it"
 
 
+@ON_LAB
 def test_variables_list_the_lab(stack: Stack) -> None:
     expected = {"cluster": "slurmlab", "job": SCRAPE_JOB, "instance": stack.instance}
     for dashboard, name, query in variable_queries():
@@ -324,11 +285,13 @@ def test_variables_list_the_lab(stack: Stack) -> None:
         assert expected[name] in values, f"{dashboard}: ${name} = {values}"
 
 
+@ON_LAB
 @pytest.mark.parametrize("rule", RULES, ids=[f"{r.file}/{r.name}" for r in RULES])
 def test_rule_expression_is_valid(stack: Stack, rule: Rule) -> None:
     stack.prometheus.query(rule.expr)  # asserts that Prometheus accepts it
 
 
+@ON_LAB
 def test_rules_evaluate_without_errors(stack: Stack) -> None:
     groups = stack.prometheus.api("rules")["data"]["groups"]
     seen = set()
@@ -344,9 +307,10 @@ def test_rules_evaluate_without_errors(stack: Stack) -> None:
             assert stack.prometheus.query(f'{r.name}{{instance="{stack.instance}"}}'), r.name
 
 
+@ON_LAB
 def test_healthy_lab_raises_no_alert(stack: Stack) -> None:
+    states = stack.lab.sinfo_states()
+    assert set(states) <= {"idle", "mixed", "allocated"}, f"the lab is not healthy: {states}"
     alerts = stack.prometheus.api("alerts")["data"]["alerts"]
     assert alerts == [], json.dumps(alerts, indent=1)
     stack.assert_same_lab()
-    lab_states = stack.lab.sinfo_states()
-    assert set(lab_states) <= {"idle", "mixed", "allocated"}, lab_states

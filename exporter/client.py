@@ -10,6 +10,7 @@ retries.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import ssl
@@ -28,6 +29,15 @@ from exporter.settings import Settings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# httpcore reads a body 64 KB at a time, with some Python around every read: 15,000
+# times for a 1 GB /jobs. Reads of up to 1 MB take ~0.3 s of CPU off such an answer.
+# (A private attribute: without it, reads stay at httpcore's default.)
+with contextlib.suppress(ImportError, AttributeError):
+    from httpcore._sync.http11 import HTTP11Connection
+
+    if getattr(HTTP11Connection, "READ_NUM_BYTES", 0) < 1 << 20:
+        HTTP11Connection.READ_NUM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

@@ -131,6 +131,9 @@ _CLOSE = len(b"\n    }")
 # How much of an answer may come before its array before we stop looking and decode
 # it whole (a compact or otherwise unexpected layout).
 _HEAD_LIMIT = 4 << 20
+# Decode once this much has come in: per call, msgspec has a fixed cost that 64 KB
+# network reads would pay 15,000 times for 1 GB; a batch of 256 KB decodes in ~0.3 ms.
+_BATCH = 256 << 10
 _INDEX = re.compile(r"`\$\[(\d+)\]")
 
 
@@ -169,6 +172,8 @@ def decode_array_stream(
             cut = found + len(start_mark)
             head = bytes(buf[:cut])
             del buf[:cut]
+        if len(buf) < _BATCH:
+            continue
         gap = buf.rfind(_ELEMENT_GAP)
         if gap > 0:
             end = gap + _CLOSE  # the "," after the batch's last element

@@ -20,7 +20,7 @@ def collect_ping(pings: Sequence[ControllerPing]) -> list[Metric]:
     latency = GaugeMetricFamily(
         "slurm_controller_latency_seconds",
         "scontrol ping: time the slurmctld on this host took to answer slurmrestd's ping, in "
-        "seconds; absent when the API version does not report it.",
+        "seconds; absent when it does not respond or the API version does not report it.",
         labels=["controller"],
     )
     # One sample per host (the first, should a host be listed twice).
@@ -30,6 +30,7 @@ def collect_ping(pings: Sequence[ControllerPing]) -> list[Metric]:
     for host in sorted(by_host):
         ping = by_host[host]
         up.add_metric([host], 1 if ping.responding else 0)
-        if ping.latency_seconds is not None:
+        # the time a failed ping took says nothing about slurmctld
+        if ping.responding and ping.latency_seconds is not None:
             latency.add_metric([host], ping.latency_seconds)
     return [up, latency]

@@ -198,7 +198,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "missing, expired (or this host's clock is off from slurmrestd's by more than "
             "the token's lifespan), signed with another key than the cluster's "
             "AuthAltParameters=jwt_key, or X-SLURM-USER-NAME differs from its 'sun' claim. "
-            "Fix the key file / user, or get a fresh token",
+            "Fix the key file / user, or get a fresh token" + _ambiguous_2205(status, errors),
             status,
         )
     if status == 404:
@@ -264,6 +264,16 @@ def _is_slurmrestd_envelope(body: bytes) -> bool:
     except msgspec.DecodeError:
         return False
     return len(keys.errors) > 0 or len(keys.meta) > 0
+
+
+def _ambiguous_2205(status: int, errors: list[SlurmErrorEntry]) -> str:
+    """22.05 answers a refused token and an unreachable slurmctld alike: say both."""
+    if status == 500 and errors and all(e.error_number == -1 for e in errors):
+        return (
+            ". Slurm 22.05 answers the same way when slurmctld is down: if the token is "
+            "right, check 'scontrol ping' on the slurmrestd host"
+        )
+    return ""
 
 
 def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:

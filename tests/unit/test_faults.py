@@ -643,3 +643,17 @@ def test_fixture_bodies_are_what_the_fake_serves() -> None:
     assert fake.routes[fake.path("jobs")] == (
         FIXTURES / "slurm-26.05" / "v0.0.45_jobs.json"
     ).read_bytes()
+
+
+def test_2205_answer_that_may_be_a_refused_token_or_slurmctld_down(
+    srv: FakeSlurmrestd, coll: Collection
+) -> None:
+    """22.05 answers both with 500 "Unspecified error" (-1): the message names both."""
+    good = first_good(coll)
+    srv.fault(srv.path("diag"), Fault(500, slurm_error(-1, "Unspecified error", "request failed")))
+    bad = assert_stale_then_recovers(coll, good, ("diag",), "auth",
+                                     lambda: srv.fault(srv.path("diag"), None))
+    assert bad.all_up
+    srv.fault(srv.path("diag"), Fault(500, slurm_error(-1, "Unspecified error", "request failed")))
+    (_, failure), = coll.run_once().failures
+    assert "refused the token" in failure.message and "scontrol ping" in failure.message

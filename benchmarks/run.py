@@ -165,6 +165,11 @@ def _scrape(port: int, gzip: bool) -> tuple[float, float, bytes]:
 
 def latency(url: str, key: Path, cycle_wall: float, requests: int) -> dict[str, Any]:
     """/metrics latency while cycles run back to back (interval shorter than a cycle)."""
+    # the data "changed": answers to ?update_time= are full, every cycle does all the work
+    conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
+    conn.request("POST", "/-/replay/touch")
+    conn.getresponse().read()
+    conn.close()
     port = _free_port()
     proc = subprocess.Popen(
         exporter_cmd(url, key, "--listen-address", f"127.0.0.1:{port}", "--interval", "0.05"),
@@ -292,6 +297,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpu": cpu,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "cores": os.cpu_count(),
         "memory_gib": round(mem / 2**30, 1),
         "kernel": platform.release(),
@@ -381,7 +387,10 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"slurm-exporter {report['exporter_version']} (commit {report['commit']}).",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
-        f"Linux {m['kernel']}, Python {m['python']}, msgspec {m['msgspec']}.",
+        f"Linux {m['kernel']}, Python {m['python']}, msgspec {m['msgspec']}. Load average "
+        f"(1/5/15 min) {m['load_average']} at the start, {report.get('load_average_end')} at "
+        "the end (the machine may be shared: CPU seconds are per process and hold up "
+        "better than wall times).",
         "",
         "One full `slurm-exporter --once` cycle as a separate process (start-up included), "
         "median of the runs; baseline: a bare `json.loads` of the same answers in a fresh "
@@ -507,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for jobs, nodes in args.size_list:
         report["sizes"].append(measure_size(args, jobs, nodes, key))
+    report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     report["imports"] = import_profile()
     args.json.write_text(json.dumps(report, indent=1) + "\n")
     write_markdown(report, args.out)

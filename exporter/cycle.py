@@ -8,14 +8,21 @@ slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the o
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import pickle
+import struct
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -134,15 +141,61 @@ class Collection:
         return self.snapshot
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Cycle every --interval until `stop` is set (cycles never overlap)."""
+        """Cycle every --interval until `stop` is set (cycles never overlap), in a child
+        process whose snapshots this process serves.
+
+        A cycle on a large cluster keeps a CPU busy for seconds decoding JSON; in this
+        process it would hold the GIL against the /metrics server thread (tens of ms per
+        scrape). The child runs `run_in_process` and sends every snapshot over a pipe;
+        if it dies, the last snapshot is kept and a new child started.
+        """
+        while not stop.is_set():
+            started = time.monotonic()
+            proc = _start_worker(self._settings)
+            reader = threading.Thread(
+                target=self._read_snapshots, args=(proc,), name="snapshots", daemon=True
+            )
+            reader.start()
+            while not stop.is_set() and proc.poll() is None:
+                stop.wait(0.5)
+            _stop_worker(proc)
+            reader.join(5)
+            if stop.wait(0.2):  # the child went first on a signal to both of us
+                break
+            log.error(
+                "the collection process exited (code %s); starting a new one", proc.returncode
+            )
+            stop.wait(max(0.0, min(self._settings.interval, 10.0) - (time.monotonic() - started)))
+
+    def run_in_process(
+        self, stop: threading.Event, publish: Callable[[Snapshot], None] | None = None
+    ) -> None:
+        """Cycle every --interval until `stop` is set, here; `publish` gets each snapshot."""
         interval = self._settings.interval
         while not stop.is_set():
             started = time.monotonic()
             try:
-                self.run_once()
+                snap = self.run_once()
             except Exception:  # a bug must not kill the loop: log it, serve the last snapshot
                 log.exception("collection cycle failed unexpectedly")
+            else:
+                if publish is not None:
+                    publish(snap)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
+
+    def _read_snapshots(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        while (frame := _read_frame(proc.stdout)) is not None:
+            exposition, created_at, all_up, failures = pickle.loads(frame)
+            self.snapshot = Snapshot(
+                exposition=exposition,
+                created_at=created_at,
+                all_up=all_up,
+                failures=tuple(
+                    (e, EndpointFailure(reason, message, status))
+                    for e, reason, message, status in failures
+                ),
+            )
 
     # -------------------------------------------------------------- internals
     def _current_adapter(self) -> Adapter:
@@ -296,3 +349,95 @@ class Collection:
             all_up=all(st.up for st in self._states.values()),
             failures=failures,
         )
+
+
+# --- the collection process (server mode) --------------------------------------------
+# The parent writes the pickled Settings on the child's stdin and keeps stdin open:
+# its closing (the parent is gone) stops the child. The child writes every snapshot
+# to its stdout as a length-prefixed pickle; its logs go to stderr, as the parent's.
+
+_FRAME = struct.Struct("!Q")
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    import exporter
+
+    env = dict(os.environ)
+    top = str(Path(exporter.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (top, env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from exporter.cycle import worker_main; worker_main()"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+        close_fds=True,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(pickle.dumps(settings))
+    proc.stdin.flush()
+    return proc
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdin, proc.stdout):
+        if pipe is not None:
+            with contextlib.suppress(OSError):
+                pipe.close()
+
+
+def _read_frame(stream: IO[bytes]) -> bytes | None:
+    head = stream.read(_FRAME.size)
+    if len(head) < _FRAME.size:
+        return None
+    (size,) = _FRAME.unpack(head)
+    data = stream.read(size)
+    return data if len(data) == size else None
+
+
+def worker_main() -> None:
+    """The collection process: see Collection.run_forever."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us too; the parent stops us
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print must not break the frames
+    settings: Settings = pickle.load(sys.stdin.buffer)
+    from exporter.auth import AuthError, token_source_from_settings
+    from exporter.cli import _setup_logging
+
+    _setup_logging(settings.log_level)
+    stop = threading.Event()
+
+    def parent_gone() -> None:
+        sys.stdin.buffer.read()  # returns at EOF: the parent closed our stdin or died
+        stop.set()
+
+    threading.Thread(target=parent_gone, name="parent", daemon=True).start()
+
+    def publish(snap: Snapshot) -> None:
+        failures = [(e, f.reason, f.message, f.status) for e, f in snap.failures]
+        data = pickle.dumps((snap.exposition, snap.created_at, snap.all_up, failures))
+        try:
+            out.write(_FRAME.pack(len(data)))
+            out.write(data)
+            out.flush()
+        except (BrokenPipeError, OSError):
+            stop.set()
+
+    try:
+        tokens = token_source_from_settings(settings)
+    except AuthError as e:
+        log.error("collection process: %s", e)
+        sys.exit(2)
+    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
+    try:
+        collection.run_in_process(stop, publish)
+    finally:
+        collection.close()

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from functools import cache
@@ -121,13 +122,36 @@ def _settings() -> Settings:
                           "--jobs-per-account"])
 
 
-def _collect_and_render(endpoint: str, body: bytes, version: str) -> str | None:
-    """The adapter, the collector and the exposition; None when the adapter refused."""
+def _chunks(body: bytes, cuts: list[int]) -> list[bytes]:
+    edges = sorted({0, len(body), *(c % (len(body) + 1) for c in cuts)})
+    return [body[a:b] for a, b in itertools.pairwise(edges)]
+
+
+def _collect_and_render(
+    endpoint: str, body: bytes, version: str, cuts: list[int] | None = None
+) -> str | None:
+    """The adapter, the collector and the exposition; None when the adapter refused.
+
+    Endpoints decoded as the body arrives (/jobs, /nodes) are also decoded from the body
+    cut at `cuts` (or in 4 KiB pieces): the same outcome as the whole decode.
+    """
     adapter = adapter_for(version)
     spec = COLLECTORS[endpoint]
     try:
         response = spec.parse(adapter, body)
-    except (DecodeError, SlurmError):
+    except (DecodeError, SlurmError) as e:
+        response, whole_error = None, type(e)
+    if spec.parse_stream is not None:
+        pieces = _chunks(body, cuts) if cuts is not None else [
+            body[i : i + 4096] for i in range(0, len(body), 4096)
+        ]
+        try:
+            streamed = spec.parse_stream(adapter, iter(pieces))
+        except (DecodeError, SlurmError) as e:
+            assert response is None and type(e) is whole_error, (type(e), response)
+        else:
+            assert response is not None and streamed.data == response.data
+    if response is None:
         return None
     families = spec.collect(response.data, _settings())
     families += collect_health(
@@ -162,8 +186,12 @@ def test_any_json_in_any_field_never_raises_out_of_adapter_or_collector(
         except (KeyError, IndexError, TypeError):
             break  # an earlier mutation removed this path's parent
     ascii_only = data.draw(st.booleans(), label="ensure_ascii")
-    body = json.dumps(doc, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
-    _collect_and_render(endpoint, body, version)
+    indent = data.draw(st.sampled_from([None, 2]), label="indent")  # slurmrestd: 2
+    body = json.dumps(doc, ensure_ascii=ascii_only, indent=indent).encode(
+        "utf-8", "surrogatepass"
+    )
+    cuts = data.draw(st.lists(st.integers(0, 2**20), max_size=6), label="chunk cuts")
+    _collect_and_render(endpoint, body, version, cuts)
 
 
 def _replace_leaves(node: Any, leaf: Any, kinds: tuple[type, ...]) -> Any:

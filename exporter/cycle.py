@@ -406,6 +406,10 @@ def worker_main() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us too; the parent stops us
+    # Batch work: let the scheduler prefer the server process (and whatever else runs on
+    # the host) when they want a CPU while a cycle decodes a large answer.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print must not break the frames
     settings: Settings = pickle.load(sys.stdin.buffer)

@@ -16,7 +16,7 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends debootstrap debian-archive-keyring curl prometheus >/dev/null
+apt-get install -y -qq --no-install-recommends debootstrap debian-archive-keyring curl prometheus openssl systemd >/dev/null
 command -v promtool >/dev/null
 
 python3 -m pip install -q --root-user-action=ignore -e '.[test]'

@@ -28,6 +28,7 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -207,7 +208,7 @@ class BasicAuth:
         self._users = users
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
-        self._salt = hashlib.sha256(repr(id(self)).encode() + b"slurm-exporter").digest()
+        self._salt = os.urandom(16)  # remembered passwords are salted per process
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if self._allowed(environ.get("HTTP_AUTHORIZATION", "")):

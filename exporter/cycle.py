@@ -9,6 +9,7 @@ slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the o
 from __future__ import annotations
 
 import contextlib
+import gzip
 import logging
 import os
 import pickle
@@ -56,6 +57,7 @@ class Snapshot:
     created_at: float
     all_up: bool
     failures: tuple[tuple[str, EndpointFailure], ...] = ()
+    gzipped: bytes = b""  # the exposition gzipped, when done ahead (by the collection process)
 
 
 EMPTY_SNAPSHOT = Snapshot(exposition=b"", created_at=0.0, all_up=False)
@@ -186,7 +188,7 @@ class Collection:
     def _read_snapshots(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
         while (frame := _read_frame(proc.stdout)) is not None:
-            exposition, created_at, all_up, failures = pickle.loads(frame)
+            exposition, gzipped, created_at, all_up, failures = pickle.loads(frame)
             self.snapshot = Snapshot(
                 exposition=exposition,
                 created_at=created_at,
@@ -195,6 +197,7 @@ class Collection:
                     (e, EndpointFailure(reason, message, status))
                     for e, reason, message, status in failures
                 ),
+                gzipped=gzipped,
             )
 
     # -------------------------------------------------------------- internals
@@ -427,7 +430,9 @@ def worker_main() -> None:
 
     def publish(snap: Snapshot) -> None:
         failures = [(e, f.reason, f.message, f.status) for e, f in snap.failures]
-        data = pickle.dumps((snap.exposition, snap.created_at, snap.all_up, failures))
+        # gzipped here, once per cycle, rather than by the server for every scrape
+        gzipped = gzip.compress(snap.exposition, compresslevel=1)
+        data = pickle.dumps((snap.exposition, gzipped, snap.created_at, snap.all_up, failures))
         try:
             out.write(_FRAME.pack(len(data)))
             out.write(data)

@@ -34,14 +34,28 @@ def make_app(
     snapshot: Callable[[], Snapshot], telemetry_path: str, target: str
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
     landing = _LANDING.format(version=__version__, target=target, path=telemetry_path).encode()
+    last_gzip: tuple[Snapshot | None, bytes] = (None, b"")
+
+    def gzipped(snap: Snapshot) -> bytes:
+        """The snapshot gzipped: by the collection process, else once per snapshot here
+        (~4 ms for 20k series: not once per scrape)."""
+        nonlocal last_gzip
+        if snap.gzipped:
+            return snap.gzipped
+        done, body = last_gzip
+        if done is not snap:
+            body = gzip.compress(snap.exposition, compresslevel=1)
+            last_gzip = (snap, body)
+        return body
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
-            body = snapshot().exposition
+            snap = snapshot()
+            body = snap.exposition
             headers = [("Content-Type", CONTENT_TYPE)]
             if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
-                body = gzip.compress(body, compresslevel=1)
+                body = gzipped(snap)
                 headers.append(("Content-Encoding", "gzip"))
             start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
             return [body]
@@ -71,6 +85,9 @@ class _IPv6Server(_ThreadingServer):
 
 class _QuietHandler(WSGIRequestHandler):
     timeout = 60  # seconds a client may stay silent (or half-way through a TLS handshake)
+    # Buffered: the socket's partial writes of a 1 MB page are then looped over in C,
+    # not by wsgiref copying the rest of the page after each one.
+    wbufsize = 1 << 16
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)

@@ -163,48 +163,69 @@ def _scrape(port: int, gzip: bool) -> tuple[float, float, bytes]:
         conn.close()
 
 
+def _start_server(url: str, key: Path, interval: str, wait: float) -> tuple[Any, int]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        exporter_cmd(url, key, "--listen-address", f"127.0.0.1:{port}", "--interval", interval),
+        cwd=TOP, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + wait
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}"
+                               if proc.stderr else "server exited")
+        with contextlib.suppress(OSError):
+            _, _, body = _scrape(port, False)
+            if _TS.search(body):
+                return proc, port
+        if time.time() > deadline:
+            proc.terminate()
+            raise RuntimeError("no snapshot from the exporter in time")
+        time.sleep(0.05)
+
+
+def _paced(port: int, gzipped: bool, requests: int, period: float,
+           cycles: set[tuple[float, float]]) -> list[tuple[float, float]]:
+    """`requests` scrapes one at a time, started every `period` s (or when the last ends)."""
+    import gzip
+
+    samples: list[tuple[float, float]] = []  # start, end
+    t_next = time.time() + 0.05
+    for _ in range(requests):
+        delay = t_next - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        start, end, body = _scrape(port, gzipped)
+        samples.append((start, end))
+        _note_cycle(gzip.decompress(body) if gzipped else body, cycles)
+        t_next += period
+    return samples
+
+
+def _summary(samples: list[tuple[float, float]], spans: list[tuple[float, float]]
+             ) -> dict[str, float]:
+    lat = sorted((end - start) * 1000 for start, end in samples)
+    in_cycle = sum(1 for start, end in samples if any(a <= end and start <= b for a, b in spans))
+    return {"p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99), "max_ms": lat[-1],
+            "in_cycle": in_cycle}
+
+
 def latency(url: str, key: Path, cycle_wall: float, requests: int) -> dict[str, Any]:
-    """/metrics latency while cycles run back to back (interval shorter than a cycle)."""
+    """/metrics latency while cycles run back to back (interval shorter than a cycle), and
+    for reference with no cycle running at all (same server, same pacing)."""
     # the data "changed": answers to ?update_time= are full, every cycle does all the work
     conn = http.client.HTTPConnection(url.removeprefix("http://"), timeout=10)
     conn.request("POST", "/-/replay/touch")
     conn.getresponse().read()
     conn.close()
-    port = _free_port()
-    proc = subprocess.Popen(
-        exporter_cmd(url, key, "--listen-address", f"127.0.0.1:{port}", "--interval", "0.05"),
-        cwd=TOP, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+    period = max(cycle_wall / requests, 0.005)
+    cycles: set[tuple[float, float]] = set()
+    results: dict[str, list[tuple[float, float]]] = {}
+    proc, port = _start_server(url, key, "0.05", 120 + 5 * cycle_wall)
     try:
-        deadline = time.time() + 120 + 5 * cycle_wall
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read().decode()[-2000:]}"
-                                   if proc.stderr else "server exited")
-            with contextlib.suppress(OSError):
-                _, _, body = _scrape(port, False)
-                if _TS.search(body):
-                    break
-            if time.time() > deadline:
-                raise RuntimeError("no snapshot from the exporter in time")
-            time.sleep(0.05)
-        results: dict[str, Any] = {}
-        cycles: set[tuple[float, float]] = set()
-        period = max(cycle_wall / requests, 0.005)
         for mode in ("plain", "gzip"):
-            samples: list[tuple[float, float]] = []  # start, end
-            t_next = time.time() + 0.05
-            for _ in range(requests):
-                delay = t_next - time.time()
-                if delay > 0:
-                    time.sleep(delay)
-                start, end, body = _scrape(port, mode == "gzip")
-                samples.append((start, end))
-                if mode == "plain":
-                    _note_cycle(body, cycles)
-                t_next += period
-            results[mode] = samples
-        # one more scrape after the next cycle ends tells when the last one ran
+            results[mode] = _paced(port, mode == "gzip", requests, period, cycles)
+        # scrapes after the next cycle ends tell when the last ones ran
         wait_until = time.time() + 2 * cycle_wall + 1
         while time.time() < wait_until:
             _, _, body = _scrape(port, False)
@@ -213,21 +234,18 @@ def latency(url: str, key: Path, cycle_wall: float, requests: int) -> dict[str, 
     finally:
         proc.terminate()
         proc.wait(30)
-    out: dict[str, Any] = {"period_ms": period * 1000, "requests": requests}
     spans = sorted((end - dur, end) for end, dur in cycles)
+    out: dict[str, Any] = {"period_ms": period * 1000, "requests": requests,
+                           "cycles_seen": len(spans)}
     for mode, samples in results.items():
-        lat = sorted((end - start) * 1000 for start, end in samples)
-        in_cycle = sum(
-            1 for start, end in samples
-            if any(a <= end and start <= b for a, b in spans)
-        )
-        out[mode] = {
-            "p50_ms": _pct(lat, 50),
-            "p99_ms": _pct(lat, 99),
-            "max_ms": lat[-1],
-            "in_cycle": in_cycle,
-        }
-    out["cycles_seen"] = len(spans)
+        out[mode] = _summary(samples, spans)
+    proc, port = _start_server(url, key, "3600", 120 + 5 * cycle_wall)
+    try:
+        idle = _paced(port, False, requests, period, set())
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    out["idle"] = _summary(idle, [])
     return out
 
 
@@ -361,7 +379,8 @@ def measure_size(args: argparse.Namespace, jobs: int, nodes: int, key: Path) -> 
             result["latency"] = latency(url, key, wall, args.latency_requests)
             lat = result["latency"]
             log(f"{jobs}x{nodes} /metrics p50 {lat['plain']['p50_ms']:.2f} ms p99 "
-                f"{lat['plain']['p99_ms']:.2f} ms; gzip p99 {lat['gzip']['p99_ms']:.2f} ms")
+                f"{lat['plain']['p99_ms']:.2f} ms; gzip p99 {lat['gzip']['p99_ms']:.2f} ms; "
+                f"no cycle running: p99 {lat['idle']['p99_ms']:.2f} ms")
         if args.profile and jobs == max(s[0] for s in args.size_list):
             result["profile"] = profile(url, key)
     return result
@@ -435,7 +454,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
             lines.append(
                 f"- /metrics p99 while cycles run: **{lat['plain']['p99_ms']:.2f} ms** plain, "
                 f"**{lat['gzip']['p99_ms']:.2f} ms** gzip (target <= 5 ms); "
-                f"{lat['plain']['in_cycle']}/{lat['requests']} requests fell inside a cycle"
+                f"{lat['plain']['in_cycle']}/{lat['requests']} requests fell inside a cycle "
+                f"(for reference, with no cycle running: p50 {lat['idle']['p50_ms']:.2f} ms, "
+                f"p99 {lat['idle']['p99_ms']:.2f} ms)"
             )
         ordered = sorted(sizes, key=lambda s: s["jobs"])
         for a, b in itertools.pairwise(ordered):

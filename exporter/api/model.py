@@ -55,7 +55,7 @@ class Diag:
     schedule_cycle_last_seconds: float = 0.0
     schedule_cycle_max_seconds: float = 0.0
     schedule_cycle_mean_seconds: float = 0.0
-    schedule_cycle_sum_seconds: float = 0.0
+    schedule_cycle_sum_seconds: float | None = None  # None: not reported (22.05)
     schedule_cycle_total: int = 0
     schedule_cycle_mean_depth: int = 0
     schedule_cycle_per_minute: int = 0
@@ -73,9 +73,9 @@ class Diag:
     bf_last_backfilled_jobs: int = 0
     bf_cycle_counter: int = 0
     bf_cycle_last_seconds: float = 0.0
-    bf_cycle_max_seconds: float = 0.0
+    bf_cycle_max_seconds: float | None = None  # None: not reported (v0.0.40)
     bf_cycle_mean_seconds: float = 0.0
-    bf_cycle_sum_seconds: float = 0.0
+    bf_cycle_sum_seconds: float | None = None  # None: not reported (22.05)
     bf_depth_mean: int = 0
     bf_last_depth: int = 0
     bf_last_depth_try: int = 0

@@ -2,8 +2,9 @@
 
 Only the number shapes changed (v0.0.40 wrapped the timestamps, v0.0.41 the
 RPC average times), which `Num` absorbs. Keys a generation lacks keep their
-default (22.05 has no schedule_cycle_sum or bf_cycle_sum, v0.0.40 no
-bf_cycle_max); the model cannot tell "absent" from 0 there.
+default, except the three that a generation may lack (22.05 has no
+schedule_cycle_sum or bf_cycle_sum, v0.0.40 no bf_cycle_max): those stay None
+so that the metric is left out rather than reported as 0.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def _seconds(usec: Num) -> float:
     return usec_to_seconds(number(usec) or 0)
 
 
+def _seconds_if_reported(value: Num) -> float | None:
+    usec = number(value)
+    return None if usec is None else usec_to_seconds(usec)
+
+
 def _time(value: Num) -> float:
     return float(number(value) or 0)
 
@@ -86,7 +92,7 @@ def to_diag(s: Statistics) -> Diag:
         schedule_cycle_last_seconds=_seconds(s.schedule_cycle_last),
         schedule_cycle_max_seconds=_seconds(s.schedule_cycle_max),
         schedule_cycle_mean_seconds=_seconds(s.schedule_cycle_mean),
-        schedule_cycle_sum_seconds=_seconds(s.schedule_cycle_sum),
+        schedule_cycle_sum_seconds=_seconds_if_reported(s.schedule_cycle_sum),
         schedule_cycle_total=integer(s.schedule_cycle_total),
         schedule_cycle_mean_depth=integer(s.schedule_cycle_mean_depth),
         schedule_cycle_per_minute=integer(s.schedule_cycle_per_minute),
@@ -104,9 +110,9 @@ def to_diag(s: Statistics) -> Diag:
         bf_last_backfilled_jobs=integer(s.bf_last_backfilled_jobs),
         bf_cycle_counter=integer(s.bf_cycle_counter),
         bf_cycle_last_seconds=_seconds(s.bf_cycle_last),
-        bf_cycle_max_seconds=_seconds(s.bf_cycle_max),
+        bf_cycle_max_seconds=_seconds_if_reported(s.bf_cycle_max),
         bf_cycle_mean_seconds=_seconds(s.bf_cycle_mean),
-        bf_cycle_sum_seconds=_seconds(s.bf_cycle_sum),
+        bf_cycle_sum_seconds=_seconds_if_reported(s.bf_cycle_sum),
         bf_depth_mean=integer(s.bf_depth_mean),
         bf_last_depth=integer(s.bf_last_depth),
         bf_last_depth_try=integer(s.bf_last_depth_try),

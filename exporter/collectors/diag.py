@@ -47,7 +47,7 @@ def _rpc_families(
 def collect_diag(diag: Diag) -> list[Metric]:
     """sdiag's gauges and counters, and its RPC tables by message type and by user."""
     d = diag
-    gauges: list[tuple[str, str, float]] = [
+    gauges: list[tuple[str, str, float | None]] = [
         ("slurm_scheduler_threads", "sdiag: Server thread count: slurmctld threads "
          "currently processing RPCs.", d.server_thread_count),
         ("slurm_scheduler_agent_queue_size", "sdiag: Agent queue size: outgoing RPCs "
@@ -90,7 +90,8 @@ def collect_diag(diag: Diag) -> list[Metric]:
         ("slurm_backfill_cycle_last_seconds", "sdiag: Backfilling stats, Last cycle: duration "
          "of the last backfill cycle, in seconds.", d.bf_cycle_last_seconds),
         ("slurm_backfill_cycle_max_seconds", "sdiag: Backfilling stats, Max cycle: longest "
-         "backfill cycle since the statistics reset, in seconds.", d.bf_cycle_max_seconds),
+         "backfill cycle since the statistics reset, in seconds; absent where the API "
+         "version does not report it (v0.0.40).", d.bf_cycle_max_seconds),
         ("slurm_backfill_cycle_mean_seconds", "sdiag: Backfilling stats, Mean cycle: mean "
          "backfill cycle duration since the statistics reset, in seconds.",
          d.bf_cycle_mean_seconds),
@@ -113,11 +114,12 @@ def collect_diag(diag: Diag) -> list[Metric]:
          "when: start of the last backfill cycle as a Unix timestamp (0 if none yet).",
          d.bf_when_last_cycle),
     ]
-    counters: list[tuple[str, str, float]] = [
+    counters: list[tuple[str, str, float | None]] = [
         ("slurm_scheduler_cycles", "sdiag: Main schedule statistics, Total cycles: main "
          "scheduling cycles run." + _RESET, d.schedule_cycle_total),
-        ("slurm_scheduler_cycle_seconds", "sdiag: Time spent in main scheduling cycles, in "
-         "seconds (Mean cycle x Total cycles)." + _RESET, d.schedule_cycle_sum_seconds),
+        ("slurm_scheduler_cycle_seconds", "sdiag: Time spent in main scheduling cycles "
+         "(slurmctld's sum of cycle times), in seconds; absent where the API version does "
+         "not report it (22.05)." + _RESET, d.schedule_cycle_sum_seconds),
         ("slurm_scheduler_jobs_submitted", "sdiag: Jobs submitted." + _RESET,
          d.jobs_submitted),
         ("slurm_scheduler_jobs_started", "sdiag: Jobs started." + _RESET, d.jobs_started),
@@ -127,13 +129,15 @@ def collect_diag(diag: Diag) -> list[Metric]:
         ("slurm_scheduler_jobs_failed", "sdiag: Jobs failed." + _RESET, d.jobs_failed),
         ("slurm_backfill_cycles", "sdiag: Backfilling stats, Total cycles: backfill cycles "
          "run." + _RESET, d.bf_cycle_counter),
-        ("slurm_backfill_cycle_seconds", "sdiag: Time spent in backfill cycles, in seconds "
-         "(Mean cycle x Total cycles)." + _RESET, d.bf_cycle_sum_seconds),
+        ("slurm_backfill_cycle_seconds", "sdiag: Time spent in backfill cycles (slurmctld's "
+         "sum of cycle times), in seconds; absent where the API version does not report it "
+         "(22.05)." + _RESET, d.bf_cycle_sum_seconds),
         ("slurm_backfill_backfilled_jobs", "sdiag: Backfilling stats, Total backfilled jobs "
          "(since last slurm start): jobs started by backfill. Resets on sdiag -r and "
          "slurmctld restart, not daily.", d.bf_backfilled_jobs),
     ]
     families: list[Metric] = []
+    # value None: not reported by this API version; the family stays, without a sample
     for name, documentation, value in gauges:
         families.append(GaugeMetricFamily(name, documentation, value=value))
     for name, documentation, value in counters:

@@ -42,7 +42,12 @@ from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource
 from exporter.client import SlurmrestdClient
 from exporter.collectors import COLLECTORS
-from exporter.collectors.health import EndpointHealth, TokenHealth, collect_health
+from exporter.collectors.health import (
+    EndpointHealth,
+    TokenHealth,
+    collect_build_info,
+    collect_health,
+)
 from exporter.errors import EndpointFailure, Reason
 from exporter.settings import Settings
 
@@ -58,9 +63,6 @@ class Snapshot:
     all_up: bool
     failures: tuple[tuple[str, EndpointFailure], ...] = ()
     gzipped: bytes = b""  # the exposition gzipped, when done ahead (by the collection process)
-
-
-EMPTY_SNAPSHOT = Snapshot(exposition=b"", created_at=0.0, all_up=False)
 
 
 @dataclass(slots=True)
@@ -119,7 +121,12 @@ class Collection:
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
-        self.snapshot: Snapshot = EMPTY_SNAPSHOT
+        # Until the first cycle ends /metrics says who we are, and nothing about Slurm.
+        self.snapshot = Snapshot(
+            exposition=render([collect_build_info(__version__)]),
+            created_at=clock(),
+            all_up=False,
+        )
         self.served_versions: list[str] = []
 
     def close(self) -> None:

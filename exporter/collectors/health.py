@@ -30,6 +30,12 @@ class TokenHealth:
     renewals: Mapping[str, int] = field(default_factory=dict)  # by result
 
 
+def collect_build_info(version: str) -> Metric:
+    build = InfoMetricFamily("slurm_exporter_build", "slurm-exporter's version")
+    build.add_metric([], {"version": version})
+    return build
+
+
 def collect_health(
     endpoints: Mapping[str, EndpointHealth],
     token: TokenHealth,
@@ -83,10 +89,9 @@ def collect_health(
     for result in ("success", "failure"):
         renewals.add_metric([result], float(token.renewals.get(result, 0)))
 
-    build = InfoMetricFamily("slurm_exporter_build", "slurm-exporter's version")
-    build.add_metric([], {"version": version})
-
-    families: list[Metric] = [up, duration, last_success, errors, expiry, renewals, build]
+    families: list[Metric] = [
+        up, duration, last_success, errors, expiry, renewals, collect_build_info(version)
+    ]
     if meta is not None:
         slurm = InfoMetricFamily(
             "slurm",

@@ -216,3 +216,13 @@ def test_a_ping_refused_for_our_token_is_an_auth_failure(
     assert value(snap, "slurm_exporter_endpoint_errors_total", endpoint="ping",
                  reason="auth") == 1
     assert "slurm_controller_up{" not in snap.exposition.decode()
+
+
+def test_before_the_first_cycle_metrics_say_who_we_are(key_file: Path) -> None:
+    from exporter import __version__
+
+    snap = make_collection(key_file).snapshot
+    assert samples(snap) == {
+        ("slurm_exporter_build_info", frozenset({("version", __version__)})): 1.0
+    }
+    assert not snap.all_up

@@ -194,7 +194,14 @@ class Collection:
 
     def _read_snapshots(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        while (frame := _read_frame(proc.stdout)) is not None:
+        try:
+            self._read_frames(proc.stdout)
+        except Exception:  # a garbled frame: start afresh rather than serve it forever
+            log.exception("bad snapshot from the collection process; restarting it")
+            proc.terminate()
+
+    def _read_frames(self, stream: IO[bytes]) -> None:
+        while (frame := _read_frame(stream)) is not None:
             exposition, gzipped, created_at, all_up, failures = pickle.loads(frame)
             self.snapshot = Snapshot(
                 exposition=exposition,

@@ -25,6 +25,7 @@ from exporter.api.decoding import (
     number,
     optional_int,
 )
+from exporter.api.jobrecord import JobMemo, RawJob, to_job
 from exporter.api.model import (
     ControllerPing,
     Diag,
@@ -53,26 +54,6 @@ class _Release(msgspec.Struct, gc=False):
 class _Meta(msgspec.Struct, gc=False):
     plugin: _Plugin | None = None
     slurm: _Release | None = msgspec.field(default=None, name="Slurm")
-
-
-class _Job(msgspec.Struct, gc=False):
-    job_id: int
-    job_state: str | tuple[str, ...] | None = None  # tuples: hashable memo keys
-    partition: str | None = None
-    user_name: str | None = None
-    account: str | None = None
-    state_reason: str | None = None
-    cpus: Num = None
-    node_count: Num = None
-    tasks: Num = None
-    memory_per_node: Num = None  # MiB
-    memory_per_cpu: Num = None  # MiB
-    tres_req_str: str | None = None
-    tres_alloc_str: str | None = None
-    tres_per_job: str | None = None
-    tres_per_node: str | None = None
-    tres_per_task: str | None = None
-    gres_detail: tuple[str, ...] | None = None
 
 
 class _Node(msgspec.Struct, gc=False):
@@ -116,7 +97,7 @@ class _DiagBody(_Body, kw_only=True):
 
 
 class _JobsBody(_Body, kw_only=True):
-    jobs: list[_Job]
+    jobs: list[RawJob]
 
 
 class _NodesBody(_Body, kw_only=True):
@@ -138,11 +119,11 @@ _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
 # for answers decoded while they arrive: batches of elements
-_job_batch_decoder = msgspec.json.Decoder(list[_Job])
+_job_batch_decoder = msgspec.json.Decoder(list[RawJob])
 _node_batch_decoder = msgspec.json.Decoder(list[_Node])
 
 
-def _all_jobs(body: _JobsBody) -> list[_Job]:
+def _all_jobs(body: _JobsBody) -> list[RawJob]:
     return body.jobs
 
 
@@ -153,67 +134,8 @@ def _all_nodes(body: _NodesBody) -> list[_Node]:
 # --- conversion -----------------------------------------------------------------
 
 
-# Jobs and nodes come by the hundred thousand but with few distinct shapes: what the
-# rules in normalise.py derive from a job's state and resource fields, or a node's
-# state and GRES strings, is computed once per distinct value within one answer.
-_JobMemo = dict[tuple[object, ...], tuple[str, norm.JobResources]]
-
-
-def _job(raw: _Job, memo: _JobMemo) -> Job:
-    key = (
-        raw.job_state,
-        raw.tres_alloc_str,
-        raw.tres_req_str,
-        raw.cpus,
-        raw.node_count,
-        raw.tasks,
-        raw.memory_per_node,
-        raw.memory_per_cpu,
-        raw.tres_per_job,
-        raw.tres_per_node,
-        raw.tres_per_task,
-        raw.gres_detail,
-    )
-    derived = memo.get(key)
-    if derived is None:
-        derived = memo[key] = _derive_job(raw)
-    state, res = derived
-    # positional: Job's field order (this runs 100k times a cycle)
-    return Job(
-        raw.job_id,
-        state,
-        raw.partition or "",
-        raw.user_name or "",
-        raw.account or "",
-        raw.state_reason or "None",
-        res.cpus,
-        res.memory_bytes,
-        res.nodes,
-        res.gpus,
-    )
-
-
-def _derive_job(raw: _Job) -> tuple[str, norm.JobResources]:
-    words = [raw.job_state] if isinstance(raw.job_state, str) else list(raw.job_state or ())
-    facts = norm.JobFacts(
-        pending=norm.job_is_pending(words),
-        tres_alloc=raw.tres_alloc_str or "",
-        tres_req=raw.tres_req_str or "",
-        cpus=optional_int(raw.cpus),
-        node_count=optional_int(raw.node_count),
-        tasks=optional_int(raw.tasks),
-        memory_per_node_mib=optional_int(raw.memory_per_node),
-        memory_per_cpu_mib=optional_int(raw.memory_per_cpu),
-        tres_per_job=raw.tres_per_job or "",
-        tres_per_node=raw.tres_per_node or "",
-        tres_per_task=raw.tres_per_task or "",
-        gres_detail=raw.gres_detail or (),
-    )
-    return norm.job_state(words), norm.job_resources(facts)
-
-
 class _NodeMemo:
-    """Per-answer memo of node state words and GRES strings (see _job)."""
+    """Per-answer memo of node state words and GRES strings (see jobrecord.to_job)."""
 
     def __init__(self) -> None:
         self.states: dict[object, tuple[str, tuple[str, ...]]] = {}
@@ -315,17 +237,17 @@ class V0036Adapter:
 
     def parse_jobs(self, body: bytes) -> Response[list[Job]]:
         parsed = decode(_jobs_decoder, body, self._what("jobs"))
-        memo: _JobMemo = {}
+        memo: JobMemo = {}
         return Response(
-            self._meta(parsed.meta), [_job(j, memo) for j in parsed.jobs], parsed.warning_texts()
+            self._meta(parsed.meta), [to_job(j, memo) for j in parsed.jobs], parsed.warning_texts()
         )
 
     def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
-        memo: _JobMemo = {}
+        memo: JobMemo = {}
         jobs: list[Job] = []
 
-        def add(batch: list[_Job]) -> None:
-            jobs.extend([_job(j, memo) for j in batch])
+        def add(batch: list[RawJob]) -> None:
+            jobs.extend([to_job(j, memo) for j in batch])
 
         parsed = decode_array_stream(
             chunks, "jobs", _job_batch_decoder, _jobs_decoder, _all_jobs, add, self._what("jobs")

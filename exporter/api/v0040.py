@@ -310,9 +310,8 @@ class V0040Adapter:
         return Response(self._meta(parsed.meta), to_diag(parsed.statistics), parsed.warning_texts())
 
     def parse_jobs(self, body: bytes) -> Response[list[Job]]:
-        parsed = decode(_jobs_decoder, body, self._what("jobs"))
-        memo: JobMemo = {}
-        return self._response(parsed, [to_job(j, memo) for j in parsed.jobs])
+        # one chunk: the streaming decoder gives the same data and errors as a whole decode
+        return self.parse_jobs_stream((body,))
 
     def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
         memo: JobMemo = {}
@@ -327,9 +326,7 @@ class V0040Adapter:
         return self._response(parsed, jobs)
 
     def parse_nodes(self, body: bytes) -> Response[list[Node]]:
-        parsed = decode(_nodes_decoder, body, self._what("nodes"))
-        memo = _NodeMemo()
-        return self._response(parsed, [_node(n, memo) for n in parsed.nodes])
+        return self.parse_nodes_stream((body,))
 
     def parse_nodes_stream(self, chunks: Iterable[bytes]) -> Response[list[Node]]:
         memo = _NodeMemo()

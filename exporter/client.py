@@ -187,10 +187,11 @@ def _until(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
             raise _TooSlow
 
 
-def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
-    """Turn a non-2xx answer into a failure reason and an actionable message."""
-    errors = parse_errors(body)
-    text = body[:200].decode("utf-8", "replace").strip()
+def classify_slurm_errors(
+    path: str, status: int, errors: list[SlurmErrorEntry], text: str = ""
+) -> EndpointFailure | None:
+    """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
+    `auth` for a refused token, else `slurm_error`; None when there is neither."""
     detail = _describe(errors) or text or "(empty body)"
     if _is_auth_failure(status, errors, text):
         return EndpointFailure(
@@ -202,13 +203,6 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "Fix the key file / user, or get a fresh token" + _ambiguous_2205(status, errors),
             status,
         )
-    if status == 404:
-        return EndpointFailure(
-            "not_found",
-            f"GET {path}: HTTP 404, slurmrestd does not serve this path: wrong API version? "
-            "(it will be discovered again; see 'slurm-exporter check' for the versions served)",
-            status,
-        )
     if errors:
         return EndpointFailure(
             "slurm_error",
@@ -216,6 +210,23 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
             status,
         )
+    return None
+
+
+def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
+    """Turn a non-2xx answer into a failure reason and an actionable message."""
+    errors = parse_errors(body)
+    text = body[:200].decode("utf-8", "replace").strip()
+    if status == 404 and not _is_auth_failure(status, errors, text):
+        return EndpointFailure(
+            "not_found",
+            f"GET {path}: HTTP 404, slurmrestd does not serve this path: wrong API version? "
+            "(it will be discovered again; see 'slurm-exporter check' for the versions served)",
+            status,
+        )
+    reported = classify_slurm_errors(path, status, errors, text)
+    if reported is not None:
+        return reported
     if status >= 500 and _is_slurmrestd_envelope(body):
         # what slurmrestd 24.11 answers on /partitions while slurmctld is down: 502 and
         # {"errors": [], "warnings": [], "meta": ...}, Slurm's own answer without details
@@ -233,6 +244,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             f"{target or 'slurmrestd'}): point --slurmrestd-url at slurmrestd itself",
             status,
         )
+    detail = text or "(empty body)"
     return EndpointFailure(
         "http_error",
         f"GET {path}: HTTP {status} from slurmrestd: {detail}; a proxy in between, or "

@@ -32,7 +32,6 @@ from exporter import __version__
 from exporter.api.adapter import Adapter
 from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
 from exporter.api.errors import (
-    SLURM_AUTH_ERROR,
     SLURM_NO_CHANGE_IN_DATA,
     DecodeError,
     SlurmError,
@@ -40,7 +39,7 @@ from exporter.api.errors import (
 from exporter.api.model import Meta, Response
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource
-from exporter.client import SlurmrestdClient
+from exporter.client import SlurmrestdClient, classify_slurm_errors
 from exporter.collectors import COLLECTORS
 from exporter.collectors.health import (
     EndpointHealth,
@@ -271,18 +270,10 @@ class Collection:
             except SlurmError as e:
                 if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
                     response = None  # older slurmrestd: "no change" as an error
-                elif SLURM_AUTH_ERROR in e.error_numbers:
-                    raise EndpointFailure(
-                        "auth",
-                        f"GET {path}: HTTP {status}, but slurmctld refused the token: "
-                        f"{e}; check --jwt-key-file (the cluster's jwt_key) and --jwt-user",
-                        status,
-                    ) from None
-                else:
-                    raise EndpointFailure(
-                        "slurm_error",
-                        f"GET {path}: HTTP {status} with Slurm errors: {e}",
-                        status,
+                else:  # the same reasons as for an error status: auth or slurm_error
+                    reported = classify_slurm_errors(path, status, e.errors)
+                    raise reported or EndpointFailure(
+                        "slurm_error", f"GET {path}: {e}", status
                     ) from None
             if response is None or response.unchanged:
                 # nothing changed since `since`: the last good families still hold

@@ -27,7 +27,7 @@
 #   26.05    forky     6820        6817       6818    6819      (the default)
 #   24.11    trixie    6830        6837       6838    6839
 #   22.05    bookworm  6840        6847       6848    6849
-#   --port P moves them all: P, P+7, P+8, P+9 (with another SLURMLAB_CACHE, a second copy
+#   --port P moves them all: P, P+7, P+8, P+9 (default $SLURMLAB_PORT; with another SLURMLAB_CACHE, a second copy
 #   of a release can run)
 #
 # Printed by start and env: SLURM_RELEASE, SLURM_VERSION, SLURMRESTD_URL, SLURMRESTD_SOCKET
@@ -616,7 +616,7 @@ main() {
   local cmd=$1 release=26.05 rel
   shift
   case $cmd in -h|--help|help) usage; exit 0;; esac
-  PORT_OPT="" GPUS=0 WITH_DBD=0 SOCKET=0 USER_OPT="" LIFESPAN=3600
+  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 USER_OPT="" LIFESPAN=3600
   while [ $# -gt 0 ]; do
     case $1 in
       --release|--port|--user|--lifespan) [ $# -ge 2 ] || die "$1 needs a value";;&

@@ -137,6 +137,11 @@ class Settings(BaseSettings):
     jobs_per_user: bool = Field(True, description="job counts, CPUs, GPUs per user")
     jobs_per_account: bool = Field(True, description="job counts, CPUs, GPUs per account")
     nodes_per_node: bool = Field(False, description="series per node (one set per node)")
+    diag_rpc_per_user: bool = Field(
+        True,
+        description="sdiag's RPC counts and times per user (one series per user who sent "
+        "an RPC since the last sdiag -r)",
+    )
 
     # --- serving
     listen_address: str = Field(":9341", description="address:port to serve /metrics on")

@@ -28,6 +28,7 @@ FLAG_OF = {  # families that only exist behind a flag
     "slurm_user_": "--jobs-per-user",
     "slurm_account_": "--jobs-per-account",
     "slurm_node_": "--nodes-per-node",
+    "slurm_rpc_user_": "--diag-rpc-per-user",
 }
 
 

@@ -55,11 +55,14 @@ class Diag:
     schedule_cycle_last_seconds: float = 0.0
     schedule_cycle_max_seconds: float = 0.0
     schedule_cycle_mean_seconds: float = 0.0
-    schedule_cycle_sum_seconds: float | None = None  # None: not reported (22.05)
+    # None: not reported by the API version (the metric is left out, not 0)
+    schedule_cycle_sum_seconds: float | None = None  # v0.0.36-v0.0.40 lack it
     schedule_cycle_total: int = 0
     schedule_cycle_mean_depth: int = 0
     schedule_cycle_per_minute: int = 0
-    schedule_cycle_depth: int = 0
+    # a running total since the statistics reset, not the last cycle's: slurmctld adds 1
+    # per job looked at (job_scheduler.c); None in v0.0.36-v0.0.40, which lack it
+    schedule_cycle_depth: int | None = None
     schedule_queue_length: int = 0
     jobs_submitted: int = 0
     jobs_started: int = 0
@@ -77,10 +80,10 @@ class Diag:
     bf_cycle_mean_seconds: float = 0.0
     bf_cycle_sum_seconds: float | None = None  # None: not reported (22.05)
     bf_depth_mean: int = 0
-    bf_last_depth: int = 0
-    bf_last_depth_try: int = 0
+    bf_last_depth: int | None = None  # None: v0.0.36-v0.0.38 lack it
+    bf_last_depth_try: int | None = None  # None: v0.0.36-v0.0.38 lack it
     bf_queue_len: int = 0
-    bf_table_size: int = 0
+    bf_table_size: int | None = None  # None: v0.0.36, v0.0.37 lack it
     bf_when_last_cycle: float = 0.0  # unix time, 0 = never
     stats_since: float = 0.0  # unix time of the last statistics reset (req_time_start)
     rpcs_by_message_type: tuple[RpcStat, ...] = ()

@@ -435,14 +435,17 @@ def job_resources(facts: JobFacts) -> JobResources:
 
 def _allocated_gpus(alloc_tres: dict[str, str], gres_detail: Sequence[str]) -> dict[str, int]:
     # gres/gpu shows in TRES strings only when accounting tracks it
-    # (AccountingStorageTRES); gres_detail (one string per node) is there always.
+    # (AccountingStorageTRES), and its types only when each gres/gpu:TYPE is tracked
+    # too: with just gres/gpu, "gres/gpu=2" has no type. gres_detail (one string per
+    # node, "gpu:a100:2(IDX:0-1)") names the types whenever the job holds GPUs, so it
+    # decides where the TRES string leaves GPUs untyped.
     from_tres = tres_gpus(alloc_tres)
-    if from_tres is not None:
+    if from_tres is not None and ANY_GPU_TYPE not in from_tres:
         return from_tres
     gpus: dict[str, int] = {}
     for per_node in gres_detail:
         add_counts(gpus, gres_gpus(per_node))
-    return gpus
+    return gpus or from_tres or {}
 
 
 def _requested_gpus(facts: JobFacts, nodes: int) -> dict[str, int]:

@@ -2,16 +2,21 @@
 
 Only the number shapes changed (v0.0.40 wrapped the timestamps, v0.0.41 the
 RPC average times), which `Num` absorbs. Keys a generation lacks keep their
-default, except the three that a generation may lack (22.05 has no
-schedule_cycle_sum or bf_cycle_sum, v0.0.40 no bf_cycle_max): those stay None
-so that the metric is left out rather than reported as 0.
+default, except those that a generation may lack: those stay None so that the
+metric is left out rather than reported as 0. Checked against the recorded
+answers (tests/fixtures) and Slurm's source: v0.0.36-38 write their keys one by
+one (src/plugins/openapi/v0.0.38/diag.c in slurm-22-05-11-1: no
+schedule_cycle_sum, schedule_cycle_depth, bf_cycle_sum, bf_last_depth(_try),
+and bf_table_size only in v0.0.38), and v0.0.40 skips schedule_cycle_sum,
+schedule_cycle_depth and bf_cycle_max (add_skip() in
+src/plugins/data_parser/v0.0.40/parsers.c, slurm-24-11-7-1).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from exporter.api.decoding import Num, integer, number
+from exporter.api.decoding import Num, integer, number, optional_int
 from exporter.api.model import Diag, RpcStat
 from exporter.api.normalise import usec_to_seconds
 
@@ -96,7 +101,7 @@ def to_diag(s: Statistics) -> Diag:
         schedule_cycle_total=integer(s.schedule_cycle_total),
         schedule_cycle_mean_depth=integer(s.schedule_cycle_mean_depth),
         schedule_cycle_per_minute=integer(s.schedule_cycle_per_minute),
-        schedule_cycle_depth=integer(s.schedule_cycle_depth),
+        schedule_cycle_depth=optional_int(s.schedule_cycle_depth),
         schedule_queue_length=integer(s.schedule_queue_length),
         jobs_submitted=integer(s.jobs_submitted),
         jobs_started=integer(s.jobs_started),
@@ -114,10 +119,10 @@ def to_diag(s: Statistics) -> Diag:
         bf_cycle_mean_seconds=_seconds(s.bf_cycle_mean),
         bf_cycle_sum_seconds=_seconds_if_reported(s.bf_cycle_sum),
         bf_depth_mean=integer(s.bf_depth_mean),
-        bf_last_depth=integer(s.bf_last_depth),
-        bf_last_depth_try=integer(s.bf_last_depth_try),
+        bf_last_depth=optional_int(s.bf_last_depth),
+        bf_last_depth_try=optional_int(s.bf_last_depth_try),
         bf_queue_len=integer(s.bf_queue_len),
-        bf_table_size=integer(s.bf_table_size),
+        bf_table_size=optional_int(s.bf_table_size),
         bf_when_last_cycle=_time(s.bf_when_last_cycle),
         stats_since=_time(s.req_time_start),
         rpcs_by_message_type=tuple(

@@ -36,7 +36,9 @@ COLLECTORS: dict[str, EndpointCollector] = {
     c.endpoint: c
     for c in (
         EndpointCollector(
-            "diag", lambda a, b: a.parse_diag(b), lambda d, s: collect_diag(d)
+            "diag",
+            lambda a, b: a.parse_diag(b),
+            lambda d, s: collect_diag(d, per_user=s.diag_rpc_per_user),
         ),
         EndpointCollector(
             "jobs",

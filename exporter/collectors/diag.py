@@ -18,6 +18,7 @@ from exporter.api.model import Diag, RpcStat
 
 _RESET = " Resets with the statistics (daily at midnight UTC, sdiag -r, restart)."
 _RPC_RESET = " Resets on sdiag -r and slurmctld restart."
+_ABSENT_IN_2205 = "; absent where the API version does not report it (v0.0.36-v0.0.38)"
 
 
 def _rpc_families(
@@ -44,8 +45,9 @@ def _rpc_families(
     return [calls_family, time_family]
 
 
-def collect_diag(diag: Diag) -> list[Metric]:
-    """sdiag's gauges and counters, and its RPC tables by message type and by user."""
+def collect_diag(diag: Diag, *, per_user: bool = True) -> list[Metric]:
+    """sdiag's gauges and counters, and its RPC tables by message type and (when
+    per_user) by user: one series per user who sent an RPC since the last sdiag -r."""
     d = diag
     gauges: list[tuple[str, str, float | None]] = [
         ("slurm_scheduler_threads", "sdiag: Server thread count: slurmctld threads "
@@ -73,12 +75,13 @@ def collect_diag(diag: Diag) -> list[Metric]:
          d.schedule_cycle_mean_depth),
         ("slurm_scheduler_cycles_per_minute", "sdiag: Main schedule statistics, Cycles per "
          "minute since the statistics reset.", d.schedule_cycle_per_minute),
-        ("slurm_scheduler_cycle_last_depth", "sdiag: Main schedule statistics, Last depth "
-         "cycle: jobs looked at in the last main scheduling cycle.", d.schedule_cycle_depth),
         ("slurm_scheduler_queue_length", "sdiag: Main schedule statistics, Last queue "
          "length: jobs pending in the last main scheduling cycle.", d.schedule_queue_length),
+        # controller.c _foreach_job_running(): a pending array record counts its task_cnt
         ("slurm_scheduler_jobs_pending", "sdiag: Jobs pending, as slurmctld last counted them "
-         "(every 30 s).", d.jobs_pending),
+         "(every 30 s): each task of a pending job array counts, as in squeue -r and "
+         "slurm_jobs_pending_tasks (slurm_jobs{state=\"pending\"} counts squeue's lines).",
+         d.jobs_pending),
         ("slurm_scheduler_jobs_running", "sdiag: Jobs running, as slurmctld last counted them "
          "(every 30 s).", d.jobs_running),
         ("slurm_scheduler_stats_reset_timestamp_seconds", "sdiag: Data since: when slurmctld "
@@ -98,18 +101,16 @@ def collect_diag(diag: Diag) -> list[Metric]:
         ("slurm_backfill_depth_mean", "sdiag: Backfilling stats, Depth Mean: mean number of "
          "jobs looked at per backfill cycle.", d.bf_depth_mean),
         ("slurm_backfill_last_depth", "sdiag: Backfilling stats, Last depth cycle: jobs "
-         "looked at in the last backfill cycle.", d.bf_last_depth),
+         "looked at in the last backfill cycle" + _ABSENT_IN_2205 + ".", d.bf_last_depth),
         ("slurm_backfill_last_depth_try", "sdiag: Backfilling stats, Last depth cycle (try "
          "sched): jobs in the last backfill cycle that had a chance to start on available "
-         "resources.",
+         "resources" + _ABSENT_IN_2205 + ".",
          d.bf_last_depth_try),
         ("slurm_backfill_queue_length", "sdiag: Backfilling stats, Last queue length: jobs "
          "pending in the last backfill cycle.", d.bf_queue_len),
         ("slurm_backfill_table_size", "sdiag: Backfilling stats, Last table size: time slots "
-         "in the last backfill cycle's resource table.", d.bf_table_size),
-        ("slurm_backfill_last_backfilled_jobs", "sdiag: Backfilling stats, Total backfilled "
-         "jobs (since last stats cycle start): jobs started by backfill since the statistics "
-         "reset (not the last cycle's).", d.bf_last_backfilled_jobs),
+         "in the last backfill cycle's resource table; absent where the API version does not "
+         "report it (v0.0.36, v0.0.37).", d.bf_table_size),
         ("slurm_backfill_last_cycle_timestamp_seconds", "sdiag: Backfilling stats, Last cycle "
          "when: start of the last backfill cycle as a Unix timestamp (0 if none yet).",
          d.bf_when_last_cycle),
@@ -119,7 +120,14 @@ def collect_diag(diag: Diag) -> list[Metric]:
          "scheduling cycles run." + _RESET, d.schedule_cycle_total),
         ("slurm_scheduler_cycle_seconds", "sdiag: Time spent in main scheduling cycles "
          "(slurmctld's sum of cycle times), in seconds; absent where the API version does "
-         "not report it (22.05)." + _RESET, d.schedule_cycle_sum_seconds),
+         "not report it (v0.0.36-v0.0.40)." + _RESET, d.schedule_cycle_sum_seconds),
+        # schedule_cycle_depth is slurmctld's running total (job_scheduler.c adds 1 per job
+        # looked at; statistics.c reset_stats() zeroes it), which sdiag divides by the
+        # cycle count to print "Mean depth cycle" (src/sdiag/sdiag.c): not a last value.
+        ("slurm_scheduler_cycle_depth", "sdiag: Main schedule statistics: jobs looked at by "
+         "the main scheduling cycles (slurmctld's running sum of cycle depths; mean depth = "
+         "rate of this / rate of slurm_scheduler_cycles_total); absent where the API version "
+         "does not report it (v0.0.36-v0.0.40)." + _RESET, d.schedule_cycle_depth),
         ("slurm_scheduler_jobs_submitted", "sdiag: Jobs submitted." + _RESET,
          d.jobs_submitted),
         ("slurm_scheduler_jobs_started", "sdiag: Jobs started." + _RESET, d.jobs_started),
@@ -132,6 +140,11 @@ def collect_diag(diag: Diag) -> list[Metric]:
         ("slurm_backfill_cycle_seconds", "sdiag: Time spent in backfill cycles (slurmctld's "
          "sum of cycle times), in seconds; absent where the API version does not report it "
          "(22.05)." + _RESET, d.bf_cycle_sum_seconds),
+        # last_backfilled_jobs only grows (backfill.c) until reset_stats() zeroes it with
+        # the other statistics (statistics.c), unlike backfilled_jobs (only on sdiag -r)
+        ("slurm_backfill_backfilled_jobs_since_reset", "sdiag: Backfilling stats, Total "
+         "backfilled jobs (since last stats cycle start): jobs started by backfill since the "
+         "statistics reset." + _RESET, d.bf_last_backfilled_jobs),
         ("slurm_backfill_backfilled_jobs", "sdiag: Backfilling stats, Total backfilled jobs "
          "(since last slurm start): jobs started by backfill. Resets on sdiag -r and "
          "slurmctld restart, not daily.", d.bf_backfilled_jobs),
@@ -149,7 +162,8 @@ def collect_diag(diag: Diag) -> list[Metric]:
         "slurm_rpc_time_seconds",
         "message type",
     )
-    families += _rpc_families(
-        d.rpcs_by_user, "user", "slurm_rpc_user_calls", "slurm_rpc_user_time_seconds", "user"
-    )
+    if per_user:
+        families += _rpc_families(
+            d.rpcs_by_user, "user", "slurm_rpc_user_calls", "slurm_rpc_user_time_seconds", "user"
+        )
     return families

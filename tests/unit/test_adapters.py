@@ -25,6 +25,7 @@ from exporter.api.versions import (
     newest_supported,
     parse_version,
 )
+from exporter.collectors.diag import collect_diag
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MIB = 1024 * 1024
@@ -332,6 +333,35 @@ def test_diag_matches_the_raw_json(release: str, version: str) -> None:
     assert [(u.name, u.count) for u in diag.rpcs_by_user] == [
         (r["user"], r["count"]) for r in stats.get("rpcs_by_user", [])
     ]
+
+
+# sdiag keys an API version may not send, and the family each one feeds
+_DIAG_OPTIONAL = {
+    "schedule_cycle_sum": "slurm_scheduler_cycle_seconds",
+    "schedule_cycle_depth": "slurm_scheduler_cycle_depth",
+    "bf_cycle_sum": "slurm_backfill_cycle_seconds",
+    "bf_cycle_max": "slurm_backfill_cycle_max_seconds",
+    "bf_last_depth": "slurm_backfill_last_depth",
+    "bf_last_depth_try": "slurm_backfill_last_depth_try",
+    "bf_table_size": "slurm_backfill_table_size",
+}
+
+
+@pytest.mark.parametrize(("release", "version"), CASES, ids=CASE_IDS)
+def test_diag_fields_a_version_does_not_send_are_left_out_not_zero(
+    release: str, version: str
+) -> None:
+    folder = f"slurm-{release}"
+    stats = raw(folder, f"{version}_diag.json")["statistics"]
+    families = {f.name: f for f in collect_diag(parse(folder, version, "diag").data)}
+    for key, name in _DIAG_OPTIONAL.items():
+        samples = [(s.name, s.value) for s in families[name].samples]
+        if key in stats:
+            assert len(samples) == 1, (key, samples)
+        else:
+            assert samples == [], (key, samples)
+    # v0.0.36-v0.0.40 lack schedule_cycle_depth (Slurm's add_skip in v0.0.40)
+    assert ("schedule_cycle_depth" in stats) is (version >= "v0.0.41")
 
 
 @pytest.mark.parametrize(("release", "version"), CASES, ids=CASE_IDS)

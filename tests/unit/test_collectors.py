@@ -28,11 +28,13 @@ from exporter.api.model import (
     Partition,
     RpcStat,
 )
+from exporter.collectors import COLLECTORS
 from exporter.collectors.diag import collect_diag
 from exporter.collectors.jobs import collect_jobs
 from exporter.collectors.nodes import collect_nodes
 from exporter.collectors.partitions import collect_partitions
 from exporter.collectors.ping import collect_ping
+from exporter.settings import load_settings
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 GiB = 1 << 30
@@ -534,6 +536,39 @@ def test_diag_values_and_counter_names() -> None:
     text = render(fams)
     assert "# TYPE slurm_rpc_calls_total counter\n" in text
     assert 'slurm_rpc_calls_total{message_type="REQUEST_PING"} 1440.0\n' in text
+
+
+def test_diag_running_sums_are_counters_not_last_values() -> None:
+    # schedule_cycle_depth is slurmctld's sum of every cycle's depth since the reset
+    # (job_scheduler.c), last_backfilled_jobs a sum of jobs backfilled since the reset
+    fams = collect_diag(DIAG)
+    assert "slurm_scheduler_cycle_last_depth" not in names(fams)
+    assert "slurm_backfill_last_backfilled_jobs" not in names(fams)
+    depth = family(fams, "slurm_scheduler_cycle_depth")
+    assert depth.type == "counter"
+    assert [(s.name, s.value) for s in depth.samples] == [("slurm_scheduler_cycle_depth_total", 9)]
+    backfilled = family(fams, "slurm_backfill_backfilled_jobs_since_reset")
+    assert backfilled.type == "counter"
+    assert [(s.name, s.value) for s in backfilled.samples] == [
+        ("slurm_backfill_backfilled_jobs_since_reset_total", 37)
+    ]
+    assert "daily at midnight UTC" in backfilled.documentation
+
+
+def test_diag_rpc_per_user_can_be_turned_off() -> None:
+    on = collect_diag(DIAG)
+    off = collect_diag(DIAG, per_user=False)
+    assert {"slurm_rpc_user_calls", "slurm_rpc_user_time_seconds"} <= set(names(on))
+    assert set(names(on)) - set(names(off)) == {
+        "slurm_rpc_user_calls",
+        "slurm_rpc_user_time_seconds",
+    }
+    assert values(off, "slurm_rpc_calls") == values(on, "slurm_rpc_calls")
+    # the flag (default on: today's output, and the cardinality of --jobs-per-user)
+    collect = COLLECTORS["diag"].collect
+    assert names(collect(DIAG, load_settings(["--auth", "none"]))) == names(on)
+    flag_off = load_settings(["--auth", "none", "--no-diag-rpc-per-user"])
+    assert names(collect(DIAG, flag_off)) == names(off)
 
 
 def test_diag_rpc_rows_with_the_same_name_are_summed() -> None:

@@ -282,6 +282,28 @@ def test_running_job_without_gpu_accounting_uses_gres_detail() -> None:
     assert (res.cpus, res.memory_bytes, res.nodes) == (2, 200 * MIB, 2)
 
 
+def test_running_job_with_only_untyped_gpu_accounting_takes_types_from_gres_detail() -> None:
+    # AccountingStorageTRES=gres/gpu: the TRES string has the total but no types
+    res = norm.job_resources(
+        norm.JobFacts(
+            pending=False,
+            tres_alloc="cpu=2,mem=200M,node=1,billing=2,gres/gpu=2",
+            gres_detail=["gpu:a100:2(IDX:0-1)"],
+        )
+    )
+    assert res.gpus == {"a100": 2}
+    # typed entries that account for only part of the total: gres_detail again
+    part = norm.JobFacts(
+        pending=False,
+        tres_alloc="cpu=2,node=2,gres/gpu=3,gres/gpu:a100=2",
+        gres_detail=["gpu:a100:2(IDX:0-1)", "gpu:h100:1(IDX:2)"],
+    )
+    assert norm.job_resources(part).gpus == {"a100": 2, "h100": 1}
+    # no gres_detail (a finished job): the untyped total stays, as "any"
+    gone = norm.JobFacts(pending=False, tres_alloc="cpu=2,node=1,gres/gpu=2")
+    assert norm.job_resources(gone).gpus == {ANY_GPU_TYPE: 2}
+
+
 def test_pending_job_counts_requested_gpus() -> None:
     per_job = norm.JobFacts(pending=True, tres_per_job="gres/gpu:h100:2", node_count=1)
     per_node = norm.JobFacts(pending=True, tres_per_node="gres/gpu:4", node_count=3)

@@ -11,7 +11,7 @@ import msgspec
 
 from exporter.api import normalise as norm
 from exporter.api.decoding import Num, optional_int
-from exporter.api.model import Job
+from exporter.api.model import ArrayRecord, Job
 
 
 class RawJob(msgspec.Struct, gc=False):
@@ -32,6 +32,10 @@ class RawJob(msgspec.Struct, gc=False):
     tres_per_node: str | None = None
     tres_per_task: str | None = None
     gres_detail: tuple[str, ...] | None = None
+    name: str | None = None
+    array_job_id: Num = None  # 0 or unset: not an array
+    array_task_id: Num = None  # unset on an array's meta record
+    array_task_string: str | None = None  # the meta record's tasks: "1-4,7-999%10"
 
 
 def state_words(value: tuple[str, ...] | list[str] | str | None) -> tuple[str, ...]:
@@ -44,7 +48,7 @@ def state_words(value: tuple[str, ...] | list[str] | str | None) -> tuple[str, .
 # Jobs and nodes come by the hundred thousand but with few distinct shapes: what the
 # rules in normalise.py derive from a job's state and resource fields, or a node's
 # state and GRES strings, is computed once per distinct value within one answer.
-JobMemo = dict[tuple[object, ...], tuple[str, norm.JobResources]]
+JobMemo = dict[tuple[object, ...], tuple[str, bool, norm.JobResources]]
 
 
 def to_job(raw: RawJob, memo: JobMemo) -> Job:
@@ -65,7 +69,8 @@ def to_job(raw: RawJob, memo: JobMemo) -> Job:
     derived = memo.get(key)
     if derived is None:
         derived = memo[key] = derive_job(raw)
-    state, res = derived
+    state, pending, res = derived
+    array = _array(raw) if raw.array_job_id else None
     # positional: Job's field order (this runs 100k times a cycle)
     return Job(
         raw.job_id,
@@ -78,10 +83,27 @@ def to_job(raw: RawJob, memo: JobMemo) -> Job:
         res.memory_bytes,
         res.nodes,
         res.gpus,
+        pending,
+        _tasks(array, raw.array_task_string) if pending else 1,
+        array,
     )
 
 
-def derive_job(raw: RawJob) -> tuple[str, norm.JobResources]:
+def _array(raw: RawJob) -> ArrayRecord | None:
+    array_job_id = optional_int(raw.array_job_id)
+    if not array_job_id:
+        return None
+    return ArrayRecord(array_job_id, optional_int(raw.array_task_id), raw.name or "")
+
+
+def _tasks(array: ArrayRecord | None, task_string: str | None) -> int:
+    """Tasks a pending record stands for: those listed by an array's meta record."""
+    if array is None or array.task_id is not None or not task_string:
+        return 1
+    return norm.array_task_count(task_string) or 1
+
+
+def derive_job(raw: RawJob) -> tuple[str, bool, norm.JobResources]:
     words = state_words(raw.job_state)
     facts = norm.JobFacts(
         pending=norm.job_is_pending(words),
@@ -97,4 +119,4 @@ def derive_job(raw: RawJob) -> tuple[str, norm.JobResources]:
         tres_per_task=raw.tres_per_task or "",
         gres_detail=raw.gres_detail or (),
     )
-    return norm.job_state(words), norm.job_resources(facts)
+    return norm.job_state(words), facts.pending, norm.job_resources(facts)

@@ -90,6 +90,16 @@ class Diag:
     rpcs_by_user: tuple[RpcStat, ...] = ()
 
 
+class ArrayRecord(msgspec.Struct, frozen=True, gc=False):
+    """What ties a record of `/jobs` to its job array (for records of an array only)."""
+
+    job_id: int  # the array's job id (array_job_id)
+    # the task of a split-off record; None for the array's meta record, which holds
+    # the tasks not split off yet (array_task_string)
+    task_id: int | None
+    name: str  # squeue merges a pending task into its meta record's line by name
+
+
 class Job(msgspec.Struct, frozen=True, gc=False):
     """One job record of `/jobs` (an unexpanded array counts once, as in squeue).
 
@@ -102,7 +112,11 @@ class Job(msgspec.Struct, frozen=True, gc=False):
     partition: str
     user: str
     account: str
-    reason: str  # pending reason as squeue's %r prints it ("None" when none)
+    # the reason code (state_reason: Priority, Resources, JobHeldUser, ...; "None" when
+    # none). squeue's %r prints the longer state_description instead when slurmctld set
+    # one ("ReqNodeNotAvail, Reserved for maintenance"), whose node lists and free text
+    # would make a label of unbounded cardinality.
+    reason: str
     cpus: int  # allocated when it has resources, requested otherwise
     memory_bytes: int  # allocated when it has resources, requested otherwise
     nodes: int
@@ -111,6 +125,11 @@ class Job(msgspec.Struct, frozen=True, gc=False):
     # tres_per_task x tasks) otherwise. ANY_GPU_TYPE when no type was named.
     # Jobs with the same resources may share this dict: never modify it.
     gpus: dict[str, int] = msgspec.field(default_factory=dict)
+    pending: bool = False  # the base state is PENDING (whatever state squeue prints)
+    # Tasks the record stands for: every task of a pending array's meta record (its
+    # array_task_string), 1 for any other record. cpus, memory_bytes and gpus are per task.
+    tasks: int = 1
+    array: ArrayRecord | None = None  # None: not a record of a job array
 
 
 class Node(msgspec.Struct, frozen=True, gc=False):

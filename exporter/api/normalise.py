@@ -462,6 +462,41 @@ def _requested_gpus(facts: JobFacts, nodes: int) -> dict[str, int]:
     return gpus
 
 
+# --- job arrays ---------------------------------------------------------------------
+# slurmctld sends a pending array's tasks as a hex bitmap; the client library (here:
+# slurmrestd) turns it into array_task_string with xlate_array_task_str() in
+# src/common/slurm_protocol_defs.c (slurm-22-05-11-1 to slurm-26-05-3-1): "a-b:s" when
+# more than 5 set bits over more than 10 ids are evenly spaced ("1-999:2"), else
+# bit_fmt()'s ranges ("1-4,7-999"), cut to SLURM_BITSTR_LEN characters (64 unless set in
+# slurmrestd's environment; 0: no limit) with its last three replaced by "...", then
+# "%N" when array_max_tasks limits the running tasks ("1-1000%10").
+_TASK_RANGE = re.compile(r"^(\d+)(?:-(\d+)(?::(\d+))?)?$", re.ASCII)
+
+
+def array_task_count(text: str) -> int | None:
+    """Tasks listed in an array_task_string; None if it lists none.
+
+    A string cut short with "..." counts the items it shows whole (its last one may be
+    cut, so it is left out): a lower bound.
+    """
+    body = text.split("%", 1)[0].strip()
+    items = body.split(",")
+    if body.endswith("..."):
+        items = items[:-1]
+    count = 0
+    for item in items:
+        match = _TASK_RANGE.match(item.strip())
+        if not match:
+            continue
+        first, end, step = (int(g) if g else 0 for g in match.groups())
+        end, step = (end if match.group(2) else first), step or 1
+        # the range includes its end (bit_fls); squeue -r drops it in step form:
+        # bitfmt2int() in src/common/bitstring.c loops `i < end_task_id`
+        if end >= first:
+            count += (end - first) // step + 1
+    return count or None
+
+
 # --- meta ---------------------------------------------------------------------------
 _VERSION_IN_PLUGIN = re.compile(r"(v\d+\.\d+\.\d+)\s*$")
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from exporter.api.errors import DecodeError, SlurmError, UnsupportedVersionError, parse_errors
-from exporter.api.model import ANY_GPU_TYPE, Job, Node
+from exporter.api.model import ANY_GPU_TYPE, ArrayRecord, Job, Node
 from exporter.api.v0036 import V0036Adapter
 from exporter.api.v0040 import V0040Adapter
 from exporter.api.versions import (
@@ -333,6 +333,29 @@ def test_diag_matches_the_raw_json(release: str, version: str) -> None:
     assert [(u.name, u.count) for u in diag.rpcs_by_user] == [
         (r["user"], r["count"]) for r in stats.get("rpcs_by_user", [])
     ]
+
+
+@pytest.mark.parametrize(("release", "version"), CASES, ids=CASE_IDS)
+def test_a_pending_array_stands_for_each_of_its_tasks(release: str, version: str) -> None:
+    folder = f"slurm-{release}"
+    whole = raw(folder, f"{version}_jobs.json")
+    meta = next(j for j in whole["jobs"] if j["name"] == "array")
+    n = meta["job_id"]
+    jobs = {j.job_id: j for j in parse(folder, version, "jobs").data}
+    # `--array=1-4%2`, nothing started (array_task_string "1-4%2")
+    assert (jobs[n].pending, jobs[n].tasks, jobs[n].array) == (
+        True, 4, ArrayRecord(n, None, "array")
+    )
+    assert all(j.array is None and j.tasks == 1 for i, j in jobs.items() if i != n)
+    # a task split off it (array_task_id set) stands for itself; a meta record whose list
+    # slurmrestd cut short ("...") counts the tasks it shows whole
+    three = 3 if release == "22.05" else {"set": True, "infinite": False, "number": 3}
+    task = {**meta, "job_id": 30, "array_task_id": three, "array_task_string": ""}
+    cut = {**meta, "job_id": 31, "array_task_string": "1,3,5,7,9,1...%2"}
+    body_ = json.dumps({**whole, "jobs": [task, cut]}).encode()
+    split, shortened = adapter_for(version).parse_jobs(body_).data
+    assert (split.tasks, split.array) == (1, ArrayRecord(n, 3, "array"))
+    assert shortened.tasks == 5
 
 
 # sdiag keys an API version may not send, and the family each one feeds

@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.api.model import (
     ANY_GPU_TYPE,
+    ArrayRecord,
     ControllerPing,
     Diag,
     Job,
@@ -172,6 +173,7 @@ def job(
         memory_bytes=mem,
         nodes=1,
         gpus=gpus or {},
+        pending=state == "pending",
     )
 
 
@@ -442,6 +444,77 @@ def test_jobs_pending_by_reason() -> None:
     }
 
 
+def array_record(
+    job_id: int, array_id: int, task_id: int | None, *, state: str = "pending",
+    partition: str = "debug", name: str = "big", tasks: int = 1,
+    reason: str = "JobHeldUser",
+) -> Job:
+    """A record of a job array of 4-CPU, 1 GiB, one-a100 tasks."""
+    return Job(
+        job_id, state, partition, "alice", "physics", reason, 4, GiB, 1, {"a100": 1},
+        pending=state == "pending", tasks=tasks, array=ArrayRecord(array_id, task_id, name),
+    )
+
+
+# Array 19 of 1000 tasks: task 5 split off with the same name and partition (squeue shows
+# it on 19's line), task 6 moved to partition batch and task 1000 renamed (own lines),
+# task 7 split off and held by the admin (same line, its own reason); array 8: task 1
+# runs, tasks 2-3 pend.
+ARRAYS = [
+    array_record(19, 19, None, tasks=996),  # 19_[1-4,8-999]
+    array_record(20, 19, 5),
+    array_record(21, 19, 6, partition="batch"),
+    array_record(22, 19, 1000, name="other"),
+    array_record(23, 19, 7, reason="JobHeldAdmin"),
+    array_record(8, 8, None, tasks=2, name="small", reason="JobArrayTaskLimit"),
+    array_record(9, 8, 1, state="running", name="small", reason="None"),
+]
+
+
+def test_jobs_count_as_plain_squeue_lists_them_and_every_pending_task_as_demand() -> None:
+    fams = collect_jobs(ARRAYS)
+    # squeue: 19_[1-5,7-999], 19_6 (batch), 19_1000 (other name), 8_[2-3%1], 8_1
+    assert values(fams, "slurm_jobs") == {
+        ("pending", "batch"): 1,
+        ("pending", "debug"): 3,
+        ("running", "debug"): 1,
+    }
+    assert values(fams, "slurm_jobs_pending") == {
+        ("batch", "JobHeldUser"): 1,
+        ("debug", "JobArrayTaskLimit"): 1,
+        ("debug", "JobHeldUser"): 2,
+    }
+    # sdiag's jobs_pending and squeue -r: every task, 996 + 4 split off + 2 = 1002
+    assert values(fams, "slurm_jobs_pending_tasks") == {
+        ("batch", "JobHeldUser"): 1,
+        ("debug", "JobArrayTaskLimit"): 2,
+        ("debug", "JobHeldAdmin"): 1,
+        ("debug", "JobHeldUser"): 998,
+    }
+    assert values(fams, "slurm_jobs_cpus") == {
+        ("pending", "batch"): 4,
+        ("pending", "debug"): 4 * (996 + 3 + 2),
+        ("running", "debug"): 4,
+    }
+    assert values(fams, "slurm_jobs_memory_bytes")[("pending", "debug")] == 1001 * GiB
+    assert values(fams, "slurm_jobs_gpus")[("pending", "debug", "a100")] == 1001
+    assert values(fams, "slurm_user_jobs") == {("alice", "pending"): 4, ("alice", "running"): 1}
+    assert values(fams, "slurm_user_cpus")[("alice", "pending")] == 4 * 1002
+    assert values(fams, "slurm_account_gpus")[("physics", "pending")] == 1002
+
+
+def test_a_task_whose_array_line_is_gone_has_its_own_line() -> None:
+    # the meta record is gone (every task split off): no line to merge into
+    tasks = [array_record(20, 19, 5), array_record(21, 19, 6)]
+    assert values(collect_jobs(tasks), "slurm_jobs") == {("pending", "debug"): 2}
+    # running tasks are never merged, even beside their pending meta record
+    mixed = [array_record(19, 19, None, tasks=3), array_record(20, 19, 5, state="running")]
+    assert values(collect_jobs(mixed), "slurm_jobs") == {
+        ("pending", "debug"): 1,
+        ("running", "debug"): 1,
+    }
+
+
 def test_jobs_per_user_and_account() -> None:
     fams = collect_jobs(JOBS)
     assert values(fams, "slurm_user_jobs") == {
@@ -496,6 +569,7 @@ BASE_JOB_FAMILIES = [
     "slurm_jobs_memory_bytes",
     "slurm_jobs_gpus",
     "slurm_jobs_pending",
+    "slurm_jobs_pending_tasks",
 ]
 USER_FAMILIES = ["slurm_user_jobs", "slurm_user_cpus", "slurm_user_gpus"]
 ACCOUNT_FAMILIES = ["slurm_account_jobs", "slurm_account_cpus", "slurm_account_gpus"]

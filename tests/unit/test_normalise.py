@@ -359,3 +359,29 @@ def test_job_that_never_ran_reports_its_request() -> None:
 )
 def test_version_from_plugin(text: str | None, expected: str | None) -> None:
     assert norm.version_from_plugin(text) == expected
+
+
+# --- job arrays ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1-1000%10", 1000),  # %N: array_max_tasks, not a task
+        ("1-999:2", 500),  # step form, end included (1, 3, ..., 999)
+        ("0-30:3", 11),
+        ("1-4,7-999%10", 997),
+        ("2-3%1", 2),
+        ("5", 1),
+        ("0", 1),
+        ("", None),
+        ("%4", None),
+        ("1-9:x", None),
+        ("1-5:0", 5),  # never printed by Slurm; no division by zero
+        # cut by SLURM_BITSTR_LEN: the last, maybe partial, item is left out
+        ("1,3,5,7,9,11,13,15,17,19,21,23,25,27,29,31,33,35,37,39,41,43...%4", 21),
+        ("1-100,200-2...", 100),
+    ],
+)
+def test_array_task_count(text: str, expected: int | None) -> None:
+    assert norm.array_task_count(text) == expected

@@ -144,7 +144,7 @@ class Node(msgspec.Struct, frozen=True, gc=False):
     real_memory_bytes: int
     alloc_memory_bytes: int
     free_memory_bytes: int | None  # as the OS reports it; None when unknown
-    cpu_load: float  # load average (Slurm reports it x100)
+    cpu_load: float | None  # load average (Slurm reports it x100); None when unknown
     # by type, from `gres` / `gres_used`; nodes with the same strings may share these
     # dicts: never modify them
     gpus_total: dict[str, int] = msgspec.field(default_factory=dict)

@@ -10,7 +10,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from exporter.api.model import ANY_GPU_TYPE
+import msgspec
+
+from exporter.api.model import ANY_GPU_TYPE, Node
 
 MIB = 1024 * 1024
 _UNIT = {"": 1, "K": 1024, "M": MIB, "G": 1024**3, "T": 1024**4, "P": 1024**5}
@@ -197,7 +199,7 @@ def _node_state_string(base: str, flags: set[str]) -> str:
     if drain:
         return "draining" if comp or busy else "drained"
     if "FAIL" in flags:
-        # 22.05 printed "fail" for MIXED+FAIL; current Slurm prints "failing".
+        # MIXED+FAIL is "failing" from Slurm 25.11.1 on, "fail" before: as_released()
         return "failing" if comp or busy else "fail"
     if base == "UNKNOWN" and len(flags) == 1:
         sole = _NODE_SOLE_FLAG_WORD.get(next(iter(flags)))
@@ -230,6 +232,35 @@ def _node_state_string(base: str, flags: set[str]) -> str:
     if base == "UNKNOWN":
         return "unknown"
     return base.lower()  # ERROR and anything newer: Slurm prints "?"
+
+
+# node_state_string() printed MIXED+FAIL as "FAIL" until Slurm 25.11.0: its FAILING
+# test was `comp_flag || base == ALLOCATED` (slurm-22-05-11-1 to slurm-25-11-0-1), and
+# commit aa2733d6ad "Return FAILING if node state is FAIL and MIXED" added MIXED in
+# 25.11.1 and 26.05.0. sinfo prints what its own (the cluster's) release says.
+_MIXED_FAILING_SINCE = (25, 11, 1)
+_RELEASE = re.compile(r"^(\d+)\.(\d+)(?:\.(\d+))?", re.ASCII)
+
+
+def _release_before(release: str, version: tuple[int, int, int]) -> bool:
+    match = _RELEASE.match(release.strip())
+    if not match:
+        return False  # unknown: today's rule
+    return tuple(int(g or 0) for g in match.groups()) < version
+
+
+def as_released(nodes: list[Node], release: str) -> list[Node]:
+    """Nodes with the state words sinfo of this Slurm release prints (see node_state)."""
+    if not any(n.state == "failing" for n in nodes) or not _release_before(
+        release, _MIXED_FAILING_SINCE
+    ):
+        return nodes
+    return [
+        msgspec.structs.replace(n, state="fail")
+        if n.state == "failing" and "MIXED" in n.flags and "COMPLETING" not in n.flags
+        else n
+        for n in nodes
+    ]
 
 
 # --- numbers with units -----------------------------------------------------------

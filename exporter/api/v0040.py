@@ -22,13 +22,12 @@ from exporter.api.decoding import (
     Envelope,
     Num,
     decode,
-    decode_array_stream,
     integer,
     number,
     optional_int,
 )
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry
-from exporter.api.jobrecord import JobMemo, RawJob, state_words, to_job
+from exporter.api.jobrecord import RawJob, state_words
 from exporter.api.model import (
     ControllerPing,
     Diag,
@@ -38,6 +37,8 @@ from exporter.api.model import (
     Partition,
     Response,
 )
+from exporter.api.noderecord import RawNode
+from exporter.api.records import stream_jobs, stream_nodes
 from exporter.api.sdiag import Statistics, to_diag
 
 # --- wire types: only the fields we read ------------------------------------------
@@ -55,21 +56,6 @@ class _SlurmInfo(msgspec.Struct, gc=False):
 class _Meta(msgspec.Struct, gc=False):
     plugin: _Plugin | None = None
     slurm: _SlurmInfo | None = None
-
-
-class _Node(msgspec.Struct, gc=False):
-    name: str
-    state: tuple[str, ...] | str | None = None  # base + flags, e.g. ["IDLE", "DRAIN"]
-    partitions: tuple[str, ...] | None = None
-    cpus: Num = None
-    alloc_cpus: Num = None
-    real_memory: Num = None  # MiB
-    alloc_memory: Num = None  # MiB
-    free_mem: Num = None  # MiB
-    cpu_load: Num = None  # load x 100
-    gres: str | None = None
-    gres_used: str | None = None
-    reason: str | None = None
 
 
 class _PartitionNodes(msgspec.Struct, gc=False):
@@ -122,7 +108,7 @@ class _JobsBody(_Body, kw_only=True):
 
 
 class _NodesBody(_Body, kw_only=True):
-    nodes: list[_Node]
+    nodes: list[RawNode]
 
 
 class _PartitionsBody(_Body, kw_only=True):
@@ -139,68 +125,12 @@ _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
-# for answers decoded while they arrive: batches of elements
-_job_batch_decoder = msgspec.json.Decoder(list[RawJob])
-_node_batch_decoder = msgspec.json.Decoder(list[_Node])
-
-
-def _all_jobs(body: _JobsBody) -> list[RawJob]:
-    return body.jobs
-
-
-def _all_nodes(body: _NodesBody) -> list[_Node]:
-    return body.nodes
-
 
 _NO_JOB_CHANGES = "No job changes since update_time"
 T = TypeVar("T")
 
 
 # --- conversion -----------------------------------------------------------------
-
-
-class _NodeMemo:
-    """Per-answer memo of node state words and GRES strings (see jobrecord.to_job)."""
-
-    def __init__(self) -> None:
-        self.states: dict[object, tuple[str, tuple[str, ...]]] = {}
-        self.gres: dict[str | None, dict[str, int]] = {}
-
-    def state(self, value: tuple[str, ...] | str | None) -> tuple[str, tuple[str, ...]]:
-        found = self.states.get(value)
-        if found is None:
-            words = state_words(value)
-            found = self.states[value] = (
-                norm.node_state(words),
-                tuple(w.upper() for w in words if w),
-            )
-        return found
-
-    def gpus(self, gres: str | None) -> dict[str, int]:
-        found = self.gres.get(gres)
-        if found is None:
-            found = self.gres[gres] = norm.gres_gpus(gres)
-        return found
-
-
-def _node(raw: _Node, memo: _NodeMemo) -> Node:
-    state, flags = memo.state(raw.state)
-    free = optional_int(raw.free_mem)
-    return Node(
-        name=raw.name,
-        state=state,
-        flags=flags,
-        partitions=raw.partitions or (),
-        cpus=integer(raw.cpus),
-        alloc_cpus=integer(raw.alloc_cpus),
-        real_memory_bytes=norm.mib_to_bytes(optional_int(raw.real_memory)),
-        alloc_memory_bytes=norm.mib_to_bytes(optional_int(raw.alloc_memory)),
-        free_memory_bytes=None if free is None or free < 0 else norm.mib_to_bytes(free),
-        cpu_load=float(number(raw.cpu_load) or 0) / 100,
-        gpus_total=memo.gpus(raw.gres),
-        gpus_alloc=memo.gpus(raw.gres_used),
-        reason=raw.reason or "",
-    )
 
 
 def _partition(raw: _Partition) -> Partition:
@@ -314,32 +244,16 @@ class V0040Adapter:
         return self.parse_jobs_stream((body,))
 
     def parse_jobs_stream(self, chunks: Iterable[bytes]) -> Response[list[Job]]:
-        memo: JobMemo = {}
-        jobs: list[Job] = []
-
-        def add(batch: list[RawJob]) -> None:
-            jobs.extend([to_job(j, memo) for j in batch])
-
-        parsed = decode_array_stream(
-            chunks, "jobs", _job_batch_decoder, _jobs_decoder, _all_jobs, add, self._what("jobs")
-        )
+        parsed, jobs = stream_jobs(chunks, _jobs_decoder, self._what("jobs"))
         return self._response(parsed, jobs)
 
     def parse_nodes(self, body: bytes) -> Response[list[Node]]:
         return self.parse_nodes_stream((body,))
 
     def parse_nodes_stream(self, chunks: Iterable[bytes]) -> Response[list[Node]]:
-        memo = _NodeMemo()
-        nodes: list[Node] = []
-
-        def add(batch: list[_Node]) -> None:
-            nodes.extend([_node(n, memo) for n in batch])
-
-        parsed = decode_array_stream(
-            chunks, "nodes", _node_batch_decoder, _nodes_decoder, _all_nodes, add,
-            self._what("nodes"),
-        )
-        return self._response(parsed, nodes)
+        parsed, nodes = stream_nodes(chunks, _nodes_decoder, self._what("nodes"))
+        release = self._meta(parsed.meta).slurm_release
+        return self._response(parsed, norm.as_released(nodes, release))
 
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]:
         parsed = decode(_partitions_decoder, body, self._what("partitions"))

@@ -26,6 +26,8 @@ from exporter.api.versions import (
     parse_version,
 )
 from exporter.collectors.diag import collect_diag
+from exporter.collectors.nodes import collect_nodes
+from tests.unit.test_collectors import values
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 MIB = 1024 * 1024
@@ -541,7 +543,50 @@ def test_unknown_state_words_and_nulls_are_tolerated() -> None:
     )
     (node,) = adapter_for("v0.0.38").parse_nodes(old).data
     assert (node.state, node.flags) == ("drained", ("IDLE", "DRAIN", "NOT_RESPONDING"))
-    assert (node.free_memory_bytes, node.cpu_load) == (None, 0.0)
+    assert (node.free_memory_bytes, node.cpu_load) == (None, None)
+
+
+@pytest.mark.parametrize("version", ["v0.0.38", "v0.0.40", "v0.0.45"])
+def test_an_unknown_cpu_load_is_none_not_zero(version: str) -> None:
+    # slurmd has not reported a load yet: NO_VAL (scontrol prints CPULoad=N/A)
+    wrapped = version != "v0.0.38"
+    no_val = b'{"set": false, "infinite": false, "number": 0}' if wrapped else b"4294967294"
+    zero = b'{"set": true, "infinite": false, "number": 0}' if wrapped else b"0"
+    body = (
+        b'{"nodes": [{"name": "n1", "state": "idle", "cpu_load": ' + no_val + b"},"
+        b' {"name": "n2", "state": "idle", "cpu_load": ' + zero + b"}]}"
+    )
+    n1, n2 = adapter_for(version).parse_nodes(body).data
+    assert (n1.cpu_load, n2.cpu_load) == (None, 0.0)
+    loads = values(collect_nodes([n1, n2], per_node=True), "slurm_node_cpu_load")
+    assert loads == {("n2",): 0.0}
+
+
+@pytest.mark.parametrize(
+    ("version", "release", "state"),
+    [
+        ("v0.0.38", "22.05.8", "fail"),
+        ("v0.0.40", "24.11.5", "fail"),
+        ("v0.0.42", "25.11.0", "fail"),
+        ("v0.0.42", "25.11.1", "failing"),
+        ("v0.0.45", "26.05.5", "failing"),
+        ("v0.0.45", "", "failing"),  # release unknown: today's Slurm
+    ],
+)
+def test_mixed_fail_node_as_the_release_prints_it(version: str, release: str, state: str) -> None:
+    # node_state_string(): MIXED+FAIL is FAILING only from 25.11.1 (commit aa2733d6ad)
+    if version == "v0.0.38":
+        node = b'{"name": "n1", "state": "mixed", "state_flags": ["FAIL"]}'
+        meta = b'{"Slurm": {"release": "' + release.encode() + b'"}}'
+    else:
+        node = b'{"name": "n1", "state": ["MIXED", "FAIL"]}'
+        meta = b'{"slurm": {"release": "' + release.encode() + b'"}}'
+    idle = b'{"name": "n2", "state": ' + (
+        b'"idle", "state_flags": ["FAIL"]}' if version == "v0.0.38" else b'["IDLE", "FAIL"]}'
+    )
+    body = b'{"meta": ' + meta + b', "nodes": [' + node + b", " + idle + b"]}"
+    n1, n2 = adapter_for(version).parse_nodes(body).data
+    assert (n1.state, n2.state) == (state, "fail")
 
 
 def test_warnings_are_passed_on() -> None:

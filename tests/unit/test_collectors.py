@@ -284,6 +284,8 @@ def test_nodes_cpus_split_like_sinfo() -> None:
     }
     assert scalar(fams, "slurm_cpus_configured") == 376
     assert sum(values(fams, "slurm_cpus").values()) == 376
+    # sinfo (_update_sinfo in src/sinfo/sinfo.c) counts FAIL and FUTURE nodes' as idle
+    assert "sinfo counts fail and future ones idle" in family(fams, "slurm_cpus").documentation
 
 
 def test_nodes_memory() -> None:

@@ -484,7 +484,8 @@ def _build_jobs(
             if job.gpu_count:
                 types = [t for node in picked for t, _ in node.gres]
                 job.alloc_type = job.gpu_type or (types[0] if types else "a100")
-        # arrays: unexpanded pending arrays count once; running tasks each count
+        # arrays: unexpanded pending arrays count once (their resources once per task);
+        # running tasks each count
         if cat == "PENDING" and rng.random() < 0.1:
             size, limit = rng.choice((10, 100, 500, 1000)), rng.choice((5, 10, 20, 50))
             job.array_job_id = job_id
@@ -574,9 +575,13 @@ def truth(cluster: Cluster) -> dict[str, Any]:
         _inc(j, ("by_state", s), 1)
         _inc(j, ("by_partition", p), 1)
         _inc(j, ("by_state_partition", s, p), 1)
-        _inc(j, ("cpus_by_state_partition", s, p), job.cpus)
-        _inc(j, ("memory_bytes_by_state_partition", s, p), job.mem_mib * MIB)
-        gpus = job.gpus()
+        # a pending array's resources count for each of its tasks ("1-{size}%{limit}")
+        tasks = 1
+        if job.array_task_string:
+            tasks = int(job.array_task_string.split("%")[0].split("-")[1])
+        _inc(j, ("cpus_by_state_partition", s, p), job.cpus * tasks)
+        _inc(j, ("memory_bytes_by_state_partition", s, p), job.mem_mib * MIB * tasks)
+        gpus = {t: n * tasks for t, n in job.gpus().items()}
         ngpus = sum(gpus.values())
         for t, n in gpus.items():
             _inc(j, ("gpus_by_state_partition_type", s, p, t), n)
@@ -586,9 +591,9 @@ def truth(cluster: Cluster) -> dict[str, Any]:
         if s == "pending":
             _inc(j, ("pending_by_partition_reason", p, job.reason), 1)
         _inc(j, ("by_user_state", job.user, s), 1)
-        _inc(j, ("cpus_by_user_state", job.user, s), job.cpus)
+        _inc(j, ("cpus_by_user_state", job.user, s), job.cpus * tasks)
         _inc(j, ("by_account_state", job.account, s), 1)
-        _inc(j, ("cpus_by_account_state", job.account, s), job.cpus)
+        _inc(j, ("cpus_by_account_state", job.account, s), job.cpus * tasks)
         if ngpus:
             _inc(j, ("gpus_by_user_state", job.user, s), ngpus)
             _inc(j, ("gpus_by_account_state", job.account, s), ngpus)

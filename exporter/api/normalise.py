@@ -352,6 +352,10 @@ def split_outside_parens(text: str) -> list[str]:
 
 
 _TRAILING_PARENS = re.compile(r"\([^()]*\)\s*$")
+# GPUs without an index bitmap (no File=) are written "gpu:a100(CNT:2)" in gres_detail
+# (src/stepmgr/gres_stepmgr.c:2007 at slurm-24-11-7-1; src/slurmctld/gres_ctld.c:1745
+# at slurm-22-05-11-1): the count is in the parentheses.
+_CNT_PARENS = re.compile(r"\(CNT:(\d+)\)\s*$")
 
 
 def _gres_item(item: str) -> tuple[str, str, int] | None:
@@ -360,7 +364,8 @@ def _gres_item(item: str) -> tuple[str, str, int] | None:
     Also takes the TRES-style prefixes of tres_per_* (`gres/gpu:...`, and
     22.05's `gres:gpu:...`). Untyped and `(null)` types become ANY_GPU_TYPE.
     """
-    # Drop a trailing "(IDX:0-1)" / "(S:0-1)"; "(null)" as a type stays.
+    # Drop a trailing "(IDX:0-1)" / "(S:0-1)" / "(CNT:2)"; "(null)" as a type stays.
+    cnt = _CNT_PARENS.search(item)
     core = _TRAILING_PARENS.sub("", item).strip()
     for prefix in ("gres/", "gres:"):
         if core.startswith(prefix):
@@ -370,7 +375,7 @@ def _gres_item(item: str) -> tuple[str, str, int] | None:
     name = parts[0].strip()
     if not name:
         return None
-    gres_type, count_text = "", "1"
+    gres_type, count_text = "", cnt.group(1) if cnt else "1"
     if len(parts) == 2:
         # One field: a count if it reads as one, else a type with count 1.
         if parse_count(parts[1]) is not None:
@@ -476,7 +481,11 @@ def _allocated_gpus(alloc_tres: dict[str, str], gres_detail: Sequence[str]) -> d
     gpus: dict[str, int] = {}
     for per_node in gres_detail:
         add_counts(gpus, gres_gpus(per_node))
-    return gpus or from_tres or {}
+    # GPUs the TRES total has but gres_detail does not name stay counted, untyped
+    missing = sum((from_tres or {}).values()) - sum(gpus.values())
+    if missing > 0:
+        add_counts(gpus, {ANY_GPU_TYPE: missing})
+    return gpus
 
 
 def _requested_gpus(facts: JobFacts, nodes: int) -> dict[str, int]:

@@ -304,6 +304,24 @@ def test_running_job_with_only_untyped_gpu_accounting_takes_types_from_gres_deta
     assert norm.job_resources(gone).gpus == {ANY_GPU_TYPE: 2}
 
 
+def test_gres_detail_of_count_only_gpus_reads_the_count_in_parentheses() -> None:
+    # GPUs without File= have no index bitmap: slurmctld writes "gpu:a100(CNT:2)"
+    # (src/stepmgr/gres_stepmgr.c:2007 at slurm-24-11-7-1; gres_ctld.c:1745 at 22.05.11)
+    counted = norm.JobFacts(
+        pending=False, tres_alloc="cpu=2,node=1,gres/gpu=2", gres_detail=["gpu:a100(CNT:2)"]
+    )
+    assert norm.job_resources(counted).gpus == {"a100": 2}
+    untyped = norm.JobFacts(
+        pending=False, tres_alloc="cpu=2,node=1,gres/gpu=2", gres_detail=["gpu(CNT:2)"]
+    )
+    assert norm.job_resources(untyped).gpus == {ANY_GPU_TYPE: 2}
+    # gres_detail naming fewer GPUs than the TRES total: the rest stay, untyped
+    short = norm.JobFacts(
+        pending=False, tres_alloc="cpu=2,node=2,gres/gpu=3", gres_detail=["gpu:a100:2(IDX:0-1)"]
+    )
+    assert norm.job_resources(short).gpus == {"a100": 2, ANY_GPU_TYPE: 1}
+
+
 def test_pending_job_counts_requested_gpus() -> None:
     per_job = norm.JobFacts(pending=True, tres_per_job="gres/gpu:h100:2", node_count=1)
     per_node = norm.JobFacts(pending=True, tres_per_node="gres/gpu:4", node_count=3)

@@ -23,6 +23,7 @@ import httpx
 import msgspec
 
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
+from exporter.api.versions import refuses_tokens_with_bare_error
 from exporter.auth import AuthError, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
@@ -193,7 +194,7 @@ def classify_slurm_errors(
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
     `auth` for a refused token, else `slurm_error`; None when there is neither."""
     detail = _describe(errors) or text or "(empty body)"
-    if _is_auth_failure(status, errors, text):
+    if _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "auth",
             f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
@@ -217,7 +218,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
-    if status == 404 and not _is_auth_failure(status, errors, text):
+    if status == 404 and not _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "not_found",
             f"GET {path}: HTTP 404, slurmrestd does not serve this path: wrong API version? "
@@ -289,15 +290,21 @@ def _ambiguous_2205(status: int, errors: list[SlurmErrorEntry]) -> str:
     return ""
 
 
-def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:
+def _is_auth_failure(path: str, status: int, errors: list[SlurmErrorEntry], text: str) -> bool:
     if status in (401, 403, 511):
         return True
     if any(e.error_number == SLURM_AUTH_ERROR for e in errors):
         return True
     if status == 500 and "authentication" in text.lower():
         return True  # 25.11: 500 "Authentication does not apply to request" without a token
-    # 22.05 answers a bad or expired token with 500 and a bare "Unspecified error" (-1).
-    return status == 500 and bool(errors) and all(e.error_number == -1 for e in errors)
+    # 22.05 answers a bad or expired token with 500 and a bare "Unspecified error" (-1);
+    # later releases answer other failures so (23.11-26.05.2: /nodes?update_time=)
+    return (
+        refuses_tokens_with_bare_error(path)
+        and status == 500
+        and bool(errors)
+        and all(e.error_number == -1 for e in errors)
+    )
 
 
 def _describe(errors: list[SlurmErrorEntry]) -> str:

@@ -24,7 +24,7 @@ import msgspec
 
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
 from exporter.api.versions import refuses_tokens_with_bare_error
-from exporter.auth import AuthError, TokenSource
+from exporter.auth import AuthError, Credentials, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
 
@@ -100,21 +100,30 @@ class SlurmrestdClient:
         transport failure while it reads is still classified here). With `accept_304`, a
         304 (asked with update_time, nothing changed) goes to `sink` too, with no body.
         """
+        creds = self._credentials(path)
         try:
-            return self._fetch_once(path, sink, accept_304)
+            return self._fetch_once(path, creds, sink, accept_304)
         except EndpointFailure as first:
-            if first.reason != "auth" or not self._tokens.renew():
+            # the refused token goes along: of several endpoints refused at once, only
+            # the first renews it (a single `scontrol token` run), the others reuse that
+            if first.reason != "auth" or not self._tokens.renew(creds):
                 raise
             log.info("GET %s: token refused, retrying once with a renewed token", path)
-            return self._fetch_once(path, sink, accept_304)
+            return self._fetch_once(path, self._credentials(path), sink, accept_304)
 
-    def _fetch_once(
-        self, path: str, sink: Callable[[int, Iterator[bytes]], T], accept_304: bool
-    ) -> T:
+    def _credentials(self, path: str) -> Credentials:
         try:
-            creds = self._tokens.credentials()
+            return self._tokens.credentials()
         except AuthError as e:
             raise EndpointFailure("auth", f"GET {path}: no usable token: {e}") from None
+
+    def _fetch_once(
+        self,
+        path: str,
+        creds: Credentials,
+        sink: Callable[[int, Iterator[bytes]], T],
+        accept_304: bool,
+    ) -> T:
         deadline = time.perf_counter() + self._timeout
         try:
             with self._http.stream("GET", path, headers=creds.headers()) as resp:

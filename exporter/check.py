@@ -11,7 +11,7 @@ import sys
 import time
 from typing import TextIO
 
-from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
+from exporter.api.discovery import OPENAPI_PATH, discover
 from exporter.api.errors import DecodeError, SlurmError
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource, token_source_from_settings
@@ -84,38 +84,31 @@ def _check_token(r: _Report, tokens: TokenSource) -> None:
 
 def _check_versions(r: _Report, settings: Settings, client: SlurmrestdClient) -> str | None:
     try:
-        answer = client.get(OPENAPI_PATH)
-        served = served_versions(answer.body)
+        found = discover(client)
     except EndpointFailure as e:
         what = "connection" if e.reason in ("connect", "timeout") else OPENAPI_PATH
         r.fail(what, e.message)
         return None
-    except DecodeError as e:
-        r.fail(OPENAPI_PATH, f"{e}; is {settings.slurmrestd_url} really slurmrestd?")
-        return None
-    r.ok("connection", f"slurmrestd answered {OPENAPI_PATH} in {answer.seconds * 1000:.0f} ms")
-    supported = ", ".join(SUPPORTED_VERSIONS)
+    served = ", ".join(found.served) or "(none)"
+    r.ok("connection", f"slurmrestd answered {OPENAPI_PATH} in {found.seconds * 1000:.0f} ms")
     if settings.api_version != "auto":
-        if settings.api_version not in served:
+        if settings.api_version not in found.served:
             r.fail(
                 "api version",
                 f"--api-version {settings.api_version} is not served by slurmrestd, which "
-                f"serves {', '.join(served) or '(none)'}. Fix: --api-version auto, or one of "
+                f"serves {served}. Fix: --api-version auto, or one of "
                 "those (a wrong version in the path is what makes slurmrestd answer 404)",
             )
             return None
-        r.ok("api version", f"{settings.api_version} (served: {', '.join(served)})")
+        r.ok("api version", f"{settings.api_version} (served: {served})")
         return settings.api_version
-    chosen = choose_version(served)
-    if chosen is None:
-        r.fail(
-            "api version",
-            f"slurmrestd serves {', '.join(served) or '(none)'}; this exporter supports "
-            f"{supported}. Fix: upgrade the exporter, or Slurm",
-        )
+    try:
+        chosen = found.require()
+    except EndpointFailure as e:
+        r.fail("api version", e.message)
         return None
     note = "" if chosen in SUPPORTED_VERSIONS else " (newer than known: read as the newest known)"
-    r.ok("api version", f"auto -> {chosen}{note} (served: {', '.join(served)})")
+    r.ok("api version", f"auto -> {chosen}{note} (served: {served})")
     return chosen
 
 

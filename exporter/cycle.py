@@ -30,14 +30,14 @@ from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.api.adapter import Adapter
-from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
+from exporter.api.discovery import discover
 from exporter.api.errors import (
     SLURM_NO_CHANGE_IN_DATA,
     DecodeError,
     SlurmError,
 )
 from exporter.api.model import Meta, Response
-from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for, update_time_usable
+from exporter.api.versions import adapter_for, update_time_usable
 from exporter.auth import AuthError, TokenSource
 from exporter.client import SlurmrestdClient, classify_slurm_errors
 from exporter.collectors import COLLECTORS, EndpointCollector
@@ -224,23 +224,10 @@ class Collection:
     def _current_adapter(self) -> Adapter:
         if self._adapter is not None:
             return self._adapter
-        answer = self._client.get(OPENAPI_PATH)
-        try:
-            served = served_versions(answer.body)
-        except DecodeError as e:
-            raise EndpointFailure(
-                "decode", f"GET {OPENAPI_PATH}: {e}; is this URL really slurmrestd?"
-            ) from None
-        self.served_versions = served
-        chosen = choose_version(served)
-        if chosen is None:
-            raise EndpointFailure(
-                "not_found",
-                f"slurmrestd serves API versions {', '.join(served) or '(none)'}, none of "
-                f"which this exporter supports ({', '.join(SUPPORTED_VERSIONS)}); "
-                "upgrade the exporter or Slurm",
-            )
-        log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(served))
+        found = discover(self._client)
+        self.served_versions = found.served
+        chosen = found.require()
+        log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(found.served))
         self._adapter = adapter_for(chosen)
         return self._adapter
 

@@ -193,6 +193,8 @@ def _check_private_data(
     if len(own) < len(jobs):
         return  # other users' jobs are visible: nothing hidden from this user
     active = sum(1 for j in own if j.state in ("pending", "running"))
+    # every job, whoever sees it: slurmctld recounts them every 30 s (controller.c,
+    # _update_diag_job_state_counts; a pending array counts its tasks)
     counted = diag.jobs_pending + diag.jobs_running if diag is not None else 0
     if counted > active:
         r.fail(

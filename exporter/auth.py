@@ -3,7 +3,8 @@
 Every source is thread-safe and hands out a `Credentials` whose token never
 shows in a repr, a log line or an exception. Renewable sources (minted from
 the key, `scontrol token`) renew at 2/3 of the lifespan and never hand out an
-expired token; on an auth failure the client calls `renew()` once and retries.
+expired token; on an auth failure the client calls `renew()` once and retries, and
+only the first of several calls refused with the same token renews it.
 """
 
 from __future__ import annotations
@@ -62,8 +63,12 @@ class TokenSource(Protocol):
         """A token that is valid now (renewed first if due). Raises AuthError."""
         ...
 
-    def renew(self) -> bool:
-        """Force a new token after slurmrestd refused one; False if this source can't."""
+    def renew(self, refused: Credentials | None = None) -> bool:
+        """Force a new token after slurmrestd refused `refused`; False if this source can't.
+
+        Single flight: when `refused` is no longer the current token (another thread met
+        the same refusal and renewed it), nothing is renewed again and the answer is True.
+        """
         ...
 
     def renewals(self) -> dict[str, int]:
@@ -136,8 +141,10 @@ class _Renewable:
                     return cur
                 raise
 
-    def renew(self) -> bool:
+    def renew(self, refused: Credentials | None = None) -> bool:
         with self._lock:
+            if refused is not None and self._current is not refused:
+                return self._current is not None  # renewed meanwhile: retry with that one
             try:
                 self._renew_locked()
             except AuthError as e:
@@ -274,7 +281,7 @@ class StaticToken:
         _warn_if_expiring(self._creds.expires_at, self._clock(), self.description)
         return self._creds
 
-    def renew(self) -> bool:
+    def renew(self, refused: Credentials | None = None) -> bool:
         return False
 
     def renewals(self) -> dict[str, int]:
@@ -324,9 +331,11 @@ class TokenFile:
         _warn_if_expiring(creds.expires_at, self._clock(), self.description)
         return creds
 
-    def renew(self) -> bool:
+    def renew(self, refused: Credentials | None = None) -> bool:
         with self._lock:
             before = self._creds
+            if refused is not None and before is not None and before.token != refused.token:
+                return True  # re-read meanwhile with another token: retry with that one
             try:
                 after = self._load_locked(force=True)
             except AuthError as e:
@@ -347,7 +356,7 @@ class NoToken:
     def credentials(self) -> Credentials:
         return NO_CREDENTIALS
 
-    def renew(self) -> bool:
+    def renew(self, refused: Credentials | None = None) -> bool:
         return False
 
     def renewals(self) -> dict[str, int]:

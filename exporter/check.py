@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
-from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
+from exporter.api.conf import conf_path, private_data
+from exporter.api.discovery import OPENAPI_PATH, discover
 from exporter.api.errors import DecodeError, SlurmError
+from exporter.api.model import Diag, Job
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
-from exporter.auth import AuthError, TokenSource, token_source_from_settings
+from exporter.auth import AuthError, TokenSource, token_claims, token_source_from_settings
 from exporter.client import SlurmrestdClient
 from exporter.collectors import COLLECTORS
 from exporter.errors import EndpointFailure
@@ -50,11 +52,24 @@ def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
     try:
         version = _check_versions(r, settings, client)
         if version is not None:
-            _check_endpoints(r, settings, client, version)
+            answered = _check_endpoints(r, settings, client, version)
+            _check_private_data(r, client, version, _user(tokens), answered)
     finally:
         client.close()
     print("all checks passed" if not r.failed else "some checks FAILED (see above)", file=out)
     return 1 if r.failed else 0
+
+
+def _user(tokens: TokenSource) -> str | None:
+    """The Slurm user the exporter acts as (X-SLURM-USER-NAME, or the token's `sun`)."""
+    try:
+        creds = tokens.credentials()
+    except AuthError:
+        return None
+    if creds.user:
+        return creds.user
+    sun = token_claims(creds.token).get("sun") if creds.token else None
+    return sun if isinstance(sun, str) else None
 
 
 def _check_token(r: _Report, tokens: TokenSource) -> None:
@@ -84,58 +99,126 @@ def _check_token(r: _Report, tokens: TokenSource) -> None:
 
 def _check_versions(r: _Report, settings: Settings, client: SlurmrestdClient) -> str | None:
     try:
-        answer = client.get(OPENAPI_PATH)
-        served = served_versions(answer.body)
+        found = discover(client)
     except EndpointFailure as e:
         what = "connection" if e.reason in ("connect", "timeout") else OPENAPI_PATH
         r.fail(what, e.message)
         return None
-    except DecodeError as e:
-        r.fail(OPENAPI_PATH, f"{e}; is {settings.slurmrestd_url} really slurmrestd?")
-        return None
-    r.ok("connection", f"slurmrestd answered {OPENAPI_PATH} in {answer.seconds * 1000:.0f} ms")
-    supported = ", ".join(SUPPORTED_VERSIONS)
+    served = ", ".join(found.served) or "(none)"
+    r.ok("connection", f"slurmrestd answered {OPENAPI_PATH} in {found.seconds * 1000:.0f} ms")
     if settings.api_version != "auto":
-        if settings.api_version not in served:
+        if settings.api_version not in found.served:
             r.fail(
                 "api version",
                 f"--api-version {settings.api_version} is not served by slurmrestd, which "
-                f"serves {', '.join(served) or '(none)'}. Fix: --api-version auto, or one of "
+                f"serves {served}. Fix: --api-version auto, or one of "
                 "those (a wrong version in the path is what makes slurmrestd answer 404)",
             )
             return None
-        r.ok("api version", f"{settings.api_version} (served: {', '.join(served)})")
+        r.ok("api version", f"{settings.api_version} (served: {served})")
         return settings.api_version
-    chosen = choose_version(served)
-    if chosen is None:
-        r.fail(
-            "api version",
-            f"slurmrestd serves {', '.join(served) or '(none)'}; this exporter supports "
-            f"{supported}. Fix: upgrade the exporter, or Slurm",
-        )
+    try:
+        chosen = found.require()
+    except EndpointFailure as e:
+        r.fail("api version", e.message)
         return None
     note = "" if chosen in SUPPORTED_VERSIONS else " (newer than known: read as the newest known)"
-    r.ok("api version", f"auto -> {chosen}{note} (served: {', '.join(served)})")
+    r.ok("api version", f"auto -> {chosen}{note} (served: {served})")
     return chosen
 
 
 def _check_endpoints(
     r: _Report, settings: Settings, client: SlurmrestdClient, version: str
-) -> None:
+) -> dict[str, Any]:
+    """Call each endpoint once; return what each answered (decoded) when it did."""
     adapter = adapter_for(version)
+    answered: dict[str, Any] = {}
     for endpoint in settings.enabled_endpoints():
         path = adapter.path(endpoint)
         try:
             answer = client.get(path)
             data = COLLECTORS[endpoint].parse(adapter, answer.body).data
         except EndpointFailure as e:
-            r.fail(f"endpoint {endpoint}", f"[{e.reason}] {e.message}")
+            r.fail(f"endpoint {endpoint}", f"[{e.reason}] {e.message}{_denied_hint(e.message)}")
             continue
         except (DecodeError, SlurmError) as e:
-            r.fail(f"endpoint {endpoint}", f"GET {path}: {e}")
+            r.fail(f"endpoint {endpoint}", f"GET {path}: {e}{_denied_hint(str(e))}")
             continue
+        answered[endpoint] = data
         size = f", {len(data)} items" if isinstance(data, list) else ""
         r.ok(
             f"endpoint {endpoint}",
             f"GET {path}: HTTP {answer.status} in {answer.seconds * 1000:.0f} ms{size}",
         )
+    return answered
+
+
+def _operator_fix(user: str) -> str:
+    return (
+        f"Fix: make {user!r} an Operator: 'sacctmgr modify user {user} set "
+        "adminlevel=operator' (needs slurmdbd), or run the exporter with a token of "
+        "SlurmUser or root"
+    )
+
+
+def _denied_hint(message: str) -> str:
+    # slurmctld refuses node and partition lists to users below Operator when
+    # PrivateData=nodes / partitions (proc_req.c, _slurm_rpc_dump_nodes/_partitions)
+    if "access/permission denied" not in message.lower():
+        return ""
+    return (
+        ". PrivateData=nodes or partitions in slurm.conf hides them from users below "
+        "Operator; make the exporter's user an Operator: 'sacctmgr modify user NAME set "
+        "adminlevel=operator'"
+    )
+
+
+def _check_private_data(
+    r: _Report,
+    client: SlurmrestdClient,
+    version: str,
+    user: str | None,
+    answered: dict[str, Any],
+) -> None:
+    """PrivateData=jobs makes slurmctld send a user below Operator only its own jobs
+    (job_mgr.c, _hide_job_user_rec / pack_all_jobs): the counts drop without an error.
+    Read PrivateData where slurmrestd shows slurm.conf (v0.0.45+), and compare the jobs
+    seen with the jobs slurmctld counts (sdiag)."""
+    jobs: list[Job] | None = answered.get("jobs")
+    diag: Diag | None = answered.get("diag")
+    if jobs is None or not user:
+        return
+    hidden = "jobs" in _private_data(client, version)
+    own = [j for j in jobs if j.user == user]
+    if len(own) < len(jobs):
+        return  # other users' jobs are visible: nothing hidden from this user
+    active = sum(1 for j in own if j.state in ("pending", "running"))
+    # every job, whoever sees it: slurmctld recounts them every 30 s (controller.c,
+    # _update_diag_job_state_counts; a pending array counts its tasks)
+    counted = diag.jobs_pending + diag.jobs_running if diag is not None else 0
+    if counted > active:
+        r.fail(
+            "private data",
+            f"slurmrestd shows user {user!r} only its own jobs ({active} pending or running) "
+            f"while slurmctld counts {counted}: PrivateData=jobs in slurm.conf hides other "
+            f"users' jobs from users below Operator, so every job count would be too low. "
+            + _operator_fix(user),
+        )
+    elif hidden:
+        r.warn(
+            "private data",
+            f"PrivateData=jobs is set in slurm.conf: unless {user!r} is an Operator, the "
+            "exporter sees only its own jobs (no other user's job is in the queue now to "
+            "tell). " + _operator_fix(user),
+        )
+
+
+def _private_data(client: SlurmrestdClient, version: str) -> frozenset[str]:
+    """PrivateData from slurmrestd's /conf where there is one; empty otherwise."""
+    path = conf_path(version)
+    if path is None:
+        return frozenset()
+    try:
+        return private_data(client.get(path).body)
+    except (EndpointFailure, DecodeError, SlurmError):
+        return frozenset()

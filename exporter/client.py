@@ -23,7 +23,8 @@ import httpx
 import msgspec
 
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
-from exporter.auth import AuthError, TokenSource
+from exporter.api.versions import refuses_tokens_with_bare_error
+from exporter.auth import AuthError, Credentials, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
 
@@ -99,21 +100,30 @@ class SlurmrestdClient:
         transport failure while it reads is still classified here). With `accept_304`, a
         304 (asked with update_time, nothing changed) goes to `sink` too, with no body.
         """
+        creds = self._credentials(path)
         try:
-            return self._fetch_once(path, sink, accept_304)
+            return self._fetch_once(path, creds, sink, accept_304)
         except EndpointFailure as first:
-            if first.reason != "auth" or not self._tokens.renew():
+            # the refused token goes along: of several endpoints refused at once, only
+            # the first renews it (a single `scontrol token` run), the others reuse that
+            if first.reason != "auth" or not self._tokens.renew(creds):
                 raise
             log.info("GET %s: token refused, retrying once with a renewed token", path)
-            return self._fetch_once(path, sink, accept_304)
+            return self._fetch_once(path, self._credentials(path), sink, accept_304)
 
-    def _fetch_once(
-        self, path: str, sink: Callable[[int, Iterator[bytes]], T], accept_304: bool
-    ) -> T:
+    def _credentials(self, path: str) -> Credentials:
         try:
-            creds = self._tokens.credentials()
+            return self._tokens.credentials()
         except AuthError as e:
             raise EndpointFailure("auth", f"GET {path}: no usable token: {e}") from None
+
+    def _fetch_once(
+        self,
+        path: str,
+        creds: Credentials,
+        sink: Callable[[int, Iterator[bytes]], T],
+        accept_304: bool,
+    ) -> T:
         deadline = time.perf_counter() + self._timeout
         try:
             with self._http.stream("GET", path, headers=creds.headers()) as resp:
@@ -193,7 +203,7 @@ def classify_slurm_errors(
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
     `auth` for a refused token, else `slurm_error`; None when there is neither."""
     detail = _describe(errors) or text or "(empty body)"
-    if _is_auth_failure(status, errors, text):
+    if _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "auth",
             f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
@@ -217,7 +227,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
-    if status == 404 and not _is_auth_failure(status, errors, text):
+    if status == 404 and not _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "not_found",
             f"GET {path}: HTTP 404, slurmrestd does not serve this path: wrong API version? "
@@ -289,15 +299,21 @@ def _ambiguous_2205(status: int, errors: list[SlurmErrorEntry]) -> str:
     return ""
 
 
-def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> bool:
+def _is_auth_failure(path: str, status: int, errors: list[SlurmErrorEntry], text: str) -> bool:
     if status in (401, 403, 511):
         return True
     if any(e.error_number == SLURM_AUTH_ERROR for e in errors):
         return True
     if status == 500 and "authentication" in text.lower():
         return True  # 25.11: 500 "Authentication does not apply to request" without a token
-    # 22.05 answers a bad or expired token with 500 and a bare "Unspecified error" (-1).
-    return status == 500 and bool(errors) and all(e.error_number == -1 for e in errors)
+    # 22.05 answers a bad or expired token with 500 and a bare "Unspecified error" (-1);
+    # later releases answer other failures so (23.11-26.05.2: /nodes?update_time=)
+    return (
+        refuses_tokens_with_bare_error(path)
+        and status == 500
+        and bool(errors)
+        and all(e.error_number == -1 for e in errors)
+    )
 
 
 def _describe(errors: list[SlurmErrorEntry]) -> str:

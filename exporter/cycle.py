@@ -30,17 +30,17 @@ from prometheus_client.metrics_core import Metric
 
 from exporter import __version__
 from exporter.api.adapter import Adapter
-from exporter.api.discovery import OPENAPI_PATH, choose_version, served_versions
+from exporter.api.discovery import discover
 from exporter.api.errors import (
     SLURM_NO_CHANGE_IN_DATA,
     DecodeError,
     SlurmError,
 )
 from exporter.api.model import Meta, Response
-from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
+from exporter.api.versions import adapter_for, update_time_usable
 from exporter.auth import AuthError, TokenSource
 from exporter.client import SlurmrestdClient, classify_slurm_errors
-from exporter.collectors import COLLECTORS
+from exporter.collectors import COLLECTORS, EndpointCollector
 from exporter.collectors.health import (
     EndpointHealth,
     TokenHealth,
@@ -89,6 +89,13 @@ class _Families:
 
     def collect(self) -> Iterator[Metric]:
         yield from self._families
+
+
+def _partial_answer_failed(failure: EndpointFailure) -> bool:
+    """A Slurm error with HTTP 500 to a request with update_time: what slurmrestd 23.11 to
+    26.05.2 answer on /nodes when nodes changed and partitions did not (see
+    exporter.api.versions.update_time_usable); asking again in full is the cure."""
+    return failure.status == 500 and failure.reason == "slurm_error"
 
 
 def render(families: Iterable[Metric]) -> bytes:
@@ -217,23 +224,10 @@ class Collection:
     def _current_adapter(self) -> Adapter:
         if self._adapter is not None:
             return self._adapter
-        answer = self._client.get(OPENAPI_PATH)
-        try:
-            served = served_versions(answer.body)
-        except DecodeError as e:
-            raise EndpointFailure(
-                "decode", f"GET {OPENAPI_PATH}: {e}; is this URL really slurmrestd?"
-            ) from None
-        self.served_versions = served
-        chosen = choose_version(served)
-        if chosen is None:
-            raise EndpointFailure(
-                "not_found",
-                f"slurmrestd serves API versions {', '.join(served) or '(none)'}, none of "
-                f"which this exporter supports ({', '.join(SUPPORTED_VERSIONS)}); "
-                "upgrade the exporter or Slurm",
-            )
-        log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(served))
+        found = discover(self._client)
+        self.served_versions = found.served
+        chosen = found.require()
+        log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(found.served))
         self._adapter = adapter_for(chosen)
         return self._adapter
 
@@ -242,39 +236,17 @@ class Collection:
         spec = COLLECTORS[endpoint]
         path = adapter.path(endpoint)
         st = self._states[endpoint]
-        since = self._since(st)
-        query = path if since is None else f"{path}?update_time={since}"
-        status = 0
-        response: Response[Any] | None
+        since = self._since(endpoint, st)
         try:
             try:
-                if spec.parse_stream is not None:
-                    parse_stream = spec.parse_stream
-
-                    def parse(code: int, chunks: Iterable[bytes]) -> Response[Any] | None:
-                        nonlocal status
-                        status = code
-                        if code == 304:  # /nodes: nothing changed since update_time
-                            return None
-                        return parse_stream(adapter, chunks)
-
-                    response = self._client.fetch(query, parse, accept_304=True)
-                else:
-                    answer = self._client.get(query)
-                    status = answer.status
-                    response = spec.parse(adapter, answer.body)
-            except DecodeError as e:
-                raise EndpointFailure(
-                    "decode", f"GET {path}: HTTP {status} but {e}", status
-                ) from None
-            except SlurmError as e:
-                if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
-                    response = None  # older slurmrestd: "no change" as an error
-                else:  # the same reasons as for an error status: auth or slurm_error
-                    reported = classify_slurm_errors(path, status, e.errors)
-                    raise reported or EndpointFailure(
-                        "slurm_error", f"GET {path}: {e}", status
-                    ) from None
+                response = self._fetch(adapter, spec, path, since)
+            except EndpointFailure as failure:
+                if since is None or not _partial_answer_failed(failure):
+                    raise
+                # slurmrestd could not answer update_time (see update_time_usable): not
+                # a failure of ours; the full answer, asked for now, decides
+                log.debug("%s: %s; fetching it in full", endpoint, failure.message)
+                response = self._fetch(adapter, spec, path, None)
             if response is None or response.unchanged:
                 # nothing changed since `since`: the last good families still hold
                 self._record_success(endpoint, st.families, time.perf_counter() - t0)
@@ -296,10 +268,42 @@ class Collection:
         st.last_update, st.full_at = response.last_update, self._clock()
         self._record_success(endpoint, families, time.perf_counter() - t0)
 
-    def _since(self, st: _EndpointState) -> int | None:
+    def _fetch(
+        self, adapter: Adapter, spec: EndpointCollector, path: str, since: int | None
+    ) -> Response[Any] | None:
+        """The decoded answer; None when slurmrestd said nothing changed since `since`."""
+        query = path if since is None else f"{path}?update_time={since}"
+        status = 0
+        try:
+            if spec.parse_stream is not None:
+                parse_stream = spec.parse_stream
+
+                def parse(code: int, chunks: Iterable[bytes]) -> Response[Any] | None:
+                    nonlocal status
+                    status = code
+                    if code == 304:  # /nodes: nothing changed since update_time
+                        return None
+                    return parse_stream(adapter, chunks)
+
+                return self._client.fetch(query, parse, accept_304=True)
+            answer = self._client.get(query)
+            status = answer.status
+            return spec.parse(adapter, answer.body)
+        except DecodeError as e:
+            raise EndpointFailure("decode", f"GET {path}: HTTP {status} but {e}", status) from None
+        except SlurmError as e:
+            if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
+                return None  # older slurmrestd: "no change" as an error
+            # the same reasons as for an error status: auth or slurm_error
+            reported = classify_slurm_errors(path, status, e.errors)
+            raise reported or EndpointFailure("slurm_error", f"GET {path}: {e}", status) from None
+
+    def _since(self, endpoint: str, st: _EndpointState) -> int | None:
         """The update_time to ask with: only once a full answer is in hand, still good,
-        and not older than FULL_REFRESH_SECONDS."""
+        not older than FULL_REFRESH_SECONDS, and where this Slurm release answers it right."""
         if st.last_update is None or not st.up:
+            return None
+        if not update_time_usable(endpoint, self._meta.slurm_release if self._meta else ""):
             return None
         if self._clock() - st.full_at > FULL_REFRESH_SECONDS:
             return None

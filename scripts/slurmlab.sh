@@ -6,7 +6,7 @@
 # cgroups.  Needs root.  Several releases can run side by side.
 #
 # usage: scripts/slurmlab.sh COMMAND [--release 22.05|24.11|26.05] [options]
-#   start [--port P] [--gpus] [--with-slurmdbd] [--unix-socket]
+#   start [--port P] [--gpus] [--with-slurmdbd] [--unix-socket] [--private-data WHAT]
 #         build the chroot once (cached), start a fresh cluster, wait until node1 is idle
 #         and slurmrestd answers, print the KEY=VALUE lines below
 #   stop                 stop the cluster; nothing to do when it is not running
@@ -22,6 +22,8 @@
 #   --gpus           node1 gets fake GPUs gpu:a100:2,gpu:h100:2 (and 5 CPUs, 1300 MB)
 #   --with-slurmdbd  MariaDB + slurmdbd; only then gres/gpu appears in TRES strings
 #   --unix-socket    slurmrestd also listens on a UNIX socket (SLURMRESTD_SOCKET)
+#   --private-data WHAT   PrivateData=WHAT in slurm.conf (e.g. jobs, or jobs,nodes): users
+#                    below Operator see only their own jobs (SLURMLAB_PRIVATE_DATA)
 #
 #   release  Debian    slurmrestd  slurmctld  slurmd  slurmdbd
 #   26.05    forky     6820        6817       6818    6819      (the default)
@@ -32,7 +34,10 @@
 #
 # Printed by start and env: SLURM_RELEASE, SLURM_VERSION, SLURMRESTD_URL, SLURMRESTD_SOCKET
 # (with --unix-socket), SLURM_JWT_KEY (host path of the key), SLURM_JWT_USER=exporter, and
-# SLURMLAB_GPUS, SLURMLAB_SLURMDBD (0/1), SLURMLAB_CHROOT, SLURMLAB_LOGS.
+# SLURMLAB_GPUS, SLURMLAB_SLURMDBD (0/1), SLURMLAB_PRIVATE_DATA, SLURMLAB_CHROOT, SLURMLAB_LOGS.
+# slurmctld pings node1 every 10 s (SlurmdTimeout=30), so its record (CPU load, free
+# memory) changes every few cycles as on a real cluster, where some node answers a ping
+# nearly every cycle.
 # Users in the cluster: root, exporter (the exporter's tokens), alice (a second job owner).
 #
 # Files: chroot $SLURMLAB_CACHE/<release> (default /var/cache/slurm-exporter-lab), built once
@@ -179,6 +184,8 @@ secret() {   # secret PATH BYTES OWNER MODE: random key, made once, kept across 
 
 configure() {
   local v maj min auth acct="AccountingStorageType=accounting_storage/none" gres="" node="CPUs=2 RealMemory=1000"
+  local private=""
+  [ -z "$PRIVATE" ] || private="PrivateData=$PRIVATE"
   # shellcheck disable=SC2016 # a dpkg-query format
   v=$(chroot "$ROOT" dpkg-query -W -f='${Version}' slurmctld)
   v=${v#*:} VERSION=${v%%-*}
@@ -280,10 +287,12 @@ SchedulerParameters=bf_interval=5,sched_interval=10
 PriorityType=priority/multifactor
 MpiDefault=none
 ReturnToService=2
+SlurmdTimeout=30
 MinJobAge=86400
 JobCompType=jobcomp/none
 $acct
 $gres
+$private
 Licenses=matlab:5,fluent:2
 SlurmdParameters=config_overrides
 NodeName=node1 NodeAddr=127.0.0.1 $node State=UNKNOWN
@@ -447,6 +456,7 @@ cmd_start() {
     echo "SLURM_JWT_USER=$JWT_USER"
     echo "SLURMLAB_GPUS=$GPUS"
     echo "SLURMLAB_SLURMDBD=$WITH_DBD"
+    echo "SLURMLAB_PRIVATE_DATA=$PRIVATE"
     echo "SLURMLAB_CHROOT=$ROOT"
     echo "SLURMLAB_LOGS=$ROOT$IN/log"
   } >"$RUN/env"
@@ -616,14 +626,15 @@ main() {
   local cmd=$1 release=26.05 rel
   shift
   case $cmd in -h|--help|help) usage; exit 0;; esac
-  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 USER_OPT="" LIFESPAN=3600
+  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 USER_OPT="" LIFESPAN=3600 PRIVATE=
   while [ $# -gt 0 ]; do
     case $1 in
-      --release|--port|--user|--lifespan) [ $# -ge 2 ] || die "$1 needs a value";;&
+      --release|--port|--user|--lifespan|--private-data) [ $# -ge 2 ] || die "$1 needs a value";;&
       --release) release=$2; shift;;
       --port) [[ $2 =~ ^[0-9]+$ ]] || die "--port wants a number"; PORT_OPT=$2; shift;;
       --user) USER_OPT=$2; shift;;
       --lifespan) LIFESPAN=$2; shift;;
+      --private-data) [[ $2 =~ ^[a-z,]+$ ]] || die "--private-data wants e.g. jobs or jobs,nodes"; PRIVATE=$2; shift;;
       --gpus) GPUS=1;;
       --with-slurmdbd) WITH_DBD=1;;
       --unix-socket) SOCKET=1;;

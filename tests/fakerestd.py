@@ -54,6 +54,21 @@ class Fault:
     truncate: bool = False  # announce the full length, send half the body, close
     trickle: threading.Event | None = None  # 64 bytes every 50 ms until set, then close
     echo: bool = False  # the body is the request's headers (a proxy's debug page)
+    # only for requests asking for changes (?update_time=); others get the recorded answer
+    with_update_time: bool = False
+
+
+# slurmrestd 23.11 to 26.05.2 on /nodes?update_time= when nodes changed and partitions did
+# not (src/slurmrestd/plugins/openapi/slurmctld/nodes.c, _dump_nodes), as 24.11.5 answers it
+NODES_UPDATE_TIME_BUG = Fault(
+    500,
+    json.dumps({
+        "errors": [{"description": "Unable to query partitions", "error_number": -1,
+                    "error": "Unspecified error", "source": "_dump_nodes"}],
+        "warnings": [], "nodes": [],
+    }).encode(),
+    with_update_time=True,
+)
 
 
 def slurm_error(number: int, error: str, description: str = "") -> bytes:
@@ -94,6 +109,7 @@ class FakeSlurmrestd:
         self.clock = clock
         self.port = port
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.queries: list[str] = []  # the paths with their query strings
         self.random_fault: Callable[[str], Fault | None] | None = None
         self._faults: dict[str, Fault] = {}
         self._lock = threading.Lock()
@@ -152,10 +168,13 @@ class FakeSlurmrestd:
 
     # ------------------------------------------------------------ answers
     def answer(self, path: str, headers: dict[str, str]) -> Fault:
-        path = path.split("?", 1)[0]  # slurmrestd takes ?update_time= on any path; so do we
+        path, _, query = path.partition("?")  # slurmrestd takes ?update_time= on any path
         with self._lock:
             self.requests.append((path, headers))
+            self.queries.append(f"{path}?{query}" if query else path)
             fault = self._faults.get(path)
+        if fault is not None and fault.with_update_time and "update_time=" not in query:
+            fault = None
         if fault is None and self.random_fault is not None:
             fault = self.random_fault(path)
         if fault is not None and fault.echo:

@@ -84,3 +84,37 @@ def _sort_key(version: str) -> tuple[int, int, int]:
     parsed = parse_version(version)
     assert parsed is not None  # only called on parsed versions
     return parsed
+
+
+# --- what a release's slurmrestd gets wrong -------------------------------------------
+_RELEASE = re.compile(r"^(\d+)\.(\d+)\.(\d+)")
+# slurmrestd 23.11 to 26.05.2 pass /nodes' update_time on to slurm_load_partitions() as
+# well (src/slurmrestd/plugins/openapi/slurmctld/nodes.c, _dump_nodes(): line 137 at tags
+# slurm-23-11-0-1 .. slurm-26-05-2-1; 22.05 and 23.02 likewise, v0.0.38/nodes.c:270).
+# When nodes changed but partitions did not, that call answers SLURM_NO_CHANGE_IN_DATA and
+# slurmrestd answers HTTP 500 "Unable to query partitions" (error -1). Fixed in 26.05.3
+# (commit ef88eadf88, "Fix HTTP 500 from get_nodes when update_time is passed": partitions
+# loaded with update_time=0, an unchanged node list answered 304); not in 25.05 or 25.11.
+_NODES_UPDATE_TIME_FIXED_IN = (26, 5, 3)
+
+
+def update_time_usable(endpoint: str, release: str) -> bool:
+    """Whether `?update_time=` on this endpoint gets a right answer from this Slurm
+    release (meta.slurm.release, e.g. "24.11.5"); an unknown release: assume not."""
+    if endpoint != "nodes":
+        return True
+    match = _RELEASE.match(release.strip())
+    if not match:
+        return False
+    return tuple(int(x) for x in match.groups()) >= _NODES_UPDATE_TIME_FIXED_IN
+
+
+_PATH_VERSION = re.compile(r"^/slurm(?:db)?/(v\d+\.\d+\.\d+)/")
+
+
+def refuses_tokens_with_bare_error(path: str) -> bool:
+    """Whether the API version of `path` answers a refused token with HTTP 500 and only
+    error -1 ("Unspecified error"): 22.05's v0.0.36-38 do. Later ones say 401/511 or
+    error 1007, and their 500 with error -1 is something else (e.g. the /nodes bug above)."""
+    match = _PATH_VERSION.match(path)
+    return match is not None and match.group(1) in V0036_VERSIONS

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.lab import Lab, lab_command, releases, start_lab
+from tests.integration.serving import Served, server_exporter
 
 
 @pytest.fixture(scope="session", params=releases())
@@ -20,3 +21,12 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     started = start_lab(release, "--gpus", "--with-slurmdbd", "--unix-socket")
     yield started
     lab_command("stop", "--release", release, check=False)
+
+
+@pytest.fixture(scope="session")
+def served(lab: Lab) -> Iterator[Served]:
+    """A server-mode exporter (--interval 3) started once per lab and left running, for
+    the conformance tests to compare its counts after several cycles with Slurm's own."""
+    args = ["--slurmrestd-url", lab.url, "--jwt-key-file", lab.key, "--jwt-user", lab.user]
+    with server_exporter(*args, interval=3) as server:
+        yield Served(server, cycles=3)

@@ -8,8 +8,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.integration.lab import TOP, Lab
-from tests.integration.test_live import ENDPOINTS, by, minted, run_exporter
+from tests.integration.test_live import ENDPOINTS, by, exporter_samples, minted, run_exporter
 
 
 def _gres(text: str) -> Counter[str]:
@@ -20,9 +22,11 @@ def _gres(text: str) -> Counter[str]:
     return out
 
 
-def test_gpus_per_type_equal_scontrol(lab: Lab) -> None:
-    code, samples, stderr = run_exporter("--once", *minted(lab))
-    assert code == 0, stderr
+@pytest.mark.parametrize("mode", ["once", "server"])
+def test_gpus_per_type_equal_scontrol(
+    lab: Lab, mode: str, request: pytest.FixtureRequest
+) -> None:
+    samples = exporter_samples(lab, mode, request)
     node = lab.slurm("scontrol", "-d", "-o", "show", "node", "node1")
     gres = re.search(r"\bGres=(\S+)", node)
     used = re.search(r"\bGresUsed=(\S+)", node)
@@ -35,10 +39,12 @@ def test_gpus_per_type_equal_scontrol(lab: Lab) -> None:
     assert all(v >= 0 for v in idle.values())
 
 
-def test_gpu_jobs_of_every_request_style_are_counted(lab: Lab) -> None:
+@pytest.mark.parametrize("mode", ["once", "server"])
+def test_gpu_jobs_of_every_request_style_are_counted(
+    lab: Lab, mode: str, request: pytest.FixtureRequest
+) -> None:
     """--gpus=1, --gres=gpu:h100:1 and --gpus-per-node=a100:1 run; two GPU jobs pend."""
-    code, samples, stderr = run_exporter("--once", *minted(lab))
-    assert code == 0, stderr
+    samples = exporter_samples(lab, mode, request)
     gpus = by(samples, "slurm_jobs_gpus", "state", "type")
     assert gpus[("running", "a100")] == 2 and gpus[("running", "h100")] == 1
     # pending: --gpus=h100:2 and --gpus-per-node=4 (no type named)

@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import jwt
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.auth import MintedToken
@@ -23,6 +24,7 @@ from exporter.client import SlurmrestdClient
 from exporter.cycle import Collection
 from exporter.settings import load_settings
 from tests.integration.lab import TOP, Lab
+from tests.integration.serving import Served
 
 ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
 NEWEST = {"22.05": "v0.0.38", "24.11": "v0.0.42", "26.05": "v0.0.45"}
@@ -61,9 +63,23 @@ def minted(lab: Lab) -> list[str]:
     return ["--slurmrestd-url", lab.url, "--jwt-key-file", lab.key, "--jwt-user", lab.user]
 
 
-def test_once_matches_sinfo_and_squeue(lab: Lab) -> None:
+def exporter_samples(lab: Lab, mode: str, request: pytest.FixtureRequest) -> Samples:
+    """What the exporter says now: one --once run, or the session's server-mode exporter
+    (the `served` fixture) at a cycle started after this call, several cycles in."""
+    if mode == "server":
+        served: Served = request.getfixturevalue("served")
+        return served.samples()
     code, samples, stderr = run_exporter("--once", *minted(lab))
     assert code == 0, stderr
+    return samples
+
+
+@pytest.mark.parametrize("mode", ["once", "server"])
+def test_once_matches_sinfo_and_squeue(
+    lab: Lab, mode: str, request: pytest.FixtureRequest
+) -> None:
+    """--once, and a server-mode exporter after several cycles (update_time in use)."""
+    samples = exporter_samples(lab, mode, request)
     up = {lab_["endpoint"]: v for lab_, v in samples["slurm_exporter_endpoint_up"]}
     assert up == dict.fromkeys(ENDPOINTS, 1.0)
     info = samples["slurm_info"][0][0]

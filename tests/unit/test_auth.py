@@ -177,3 +177,66 @@ def test_source_selection(key_file: Path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_credentials_repr_hides_the_token(key_file: Path) -> None:
     creds = MintedToken(key_file, "exporter", 1800).credentials()
     assert creds.token not in repr(creds)
+
+
+def test_a_refused_token_already_replaced_is_not_renewed_again(key_file: Path) -> None:
+    clock = FakeClock()
+    src = MintedToken(key_file, "exporter", 1800, clock)
+    refused = src.credentials()
+    clock.now += 1
+    assert src.renew(refused) is True  # the first thread refused with it: renews
+    renewed = src.credentials()
+    assert renewed.token != refused.token
+    assert src.renew(refused) is True  # the next one refused with it: takes the new one
+    assert src.credentials() is renewed and src.renewals()["success"] == 2
+
+
+def test_five_concurrent_refusals_make_one_scontrol_token_run(tmp_path: Path) -> None:
+    """Five endpoints refused at once with the same token: one `scontrol token` run
+    renews it for all five (issue 9, item 9), not five."""
+    import threading
+
+    import httpx
+    import respx
+
+    from exporter.client import SlurmrestdClient
+
+    clock = FakeClock()
+    for n in range(1, 10):
+        (tmp_path / f"tok{n}").write_text(_token(clock.now + 1800 + n, sun="exporter"))
+    runs = tmp_path / "runs"
+    fake = tmp_path / "scontrol"
+    fake.write_text(
+        f"#!/bin/sh\nn=$(( $(cat {runs} 2>/dev/null || echo 0) + 1 ))\necho $n > {runs}\n"
+        f"echo SLURM_JWT=$(cat {tmp_path}/tok$n)\n"
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    tokens = ScontrolToken(str(fake), 1800, "exporter", clock)
+    first = tokens.credentials()
+    together = threading.Barrier(5, timeout=10)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["X-SLURM-USER-TOKEN"] == first.token:
+            together.wait()  # all five refused before any of them renews
+            return httpx.Response(401, content=b"Authentication failure")
+        return httpx.Response(200, content=b"{}")
+
+    settings = load_settings(["--slurmrestd-url", "http://slurm-head:6820", "--auth", "none"])
+    client = SlurmrestdClient(settings, tokens)
+    statuses: list[int] = []
+    with respx.mock:
+        respx.get(url__startswith="http://slurm-head:6820/").mock(side_effect=answer)
+        def call(endpoint: str) -> None:
+            statuses.append(client.get(f"/slurm/v0.0.42/{endpoint}/").status)
+
+        threads = [
+            threading.Thread(target=call, args=(e,))
+            for e in ("diag", "jobs", "nodes", "partitions", "ping")
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert statuses == [200] * 5
+    assert runs.read_text().strip() == "2"  # the first token, and one renewal
+    assert tokens.renewals() == {"success": 2, "failure": 0}

@@ -45,7 +45,7 @@ class CountingTokens:
     def credentials(self) -> Credentials:
         return Credentials(token=f"token-{self.n}", user="exporter", expires_at=None)
 
-    def renew(self) -> bool:
+    def renew(self, refused: Credentials | None = None) -> bool:
         if self.renewable:
             self.n += 1
         return self.renewable
@@ -72,26 +72,44 @@ def test_sends_both_slurm_headers_and_returns_the_body() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body"),
+    ("status", "body", "path"),
     [
-        (401, b"Authentication failure"),  # no token, 24.11+
-        (511, _slurm_error(1007, "Protocol authentication error")),  # expired/bad, 24.11+
-        (500, _slurm_error(1007, "Protocol authentication error")),  # 24.05
-        (500, b"Authentication does not apply to request"),  # 25.11 without a token
-        (500, _slurm_error(-1, "Unspecified error", "request failed")),  # 22.05
+        (401, b"Authentication failure", PATH),  # no token, 24.11+
+        (511, _slurm_error(1007, "Protocol authentication error"), PATH),  # expired/bad, 24.11+
+        (500, _slurm_error(1007, "Protocol authentication error"), PATH),  # 24.05
+        (500, b"Authentication does not apply to request", PATH),  # 25.11 without a token
+        (500, _slurm_error(-1, "Unspecified error", "request failed"), "/slurm/v0.0.38/diag"),
     ],
 )
 @respx.mock
-def test_auth_failures_renew_the_token_and_retry_once(status: int, body: bytes) -> None:
-    route = respx.get(URL + PATH).mock(
+def test_auth_failures_renew_the_token_and_retry_once(
+    status: int, body: bytes, path: str
+) -> None:
+    route = respx.get(URL + path).mock(
         side_effect=[httpx.Response(status, content=body), httpx.Response(200, content=b"{}")]
     )
     tokens = CountingTokens()
-    assert _client(tokens).get(PATH).status == 200
+    assert _client(tokens).get(path).status == 200
     assert [c.request.headers["X-SLURM-USER-TOKEN"] for c in route.calls] == [
         "token-0",
         "token-1",
     ]
+
+
+@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.42", "v0.0.45"])
+@respx.mock
+def test_500_with_only_error_minus_1_is_not_a_refused_token_after_2205(version: str) -> None:
+    """23.11-26.05.2 answer /nodes?update_time= so when partitions did not change
+    (slurmrestd's nodes.c): not the token. No renewal, no retry; slurm_error."""
+    path = f"/slurm/{version}/nodes/?update_time=1"
+    body = _slurm_error(-1, "Unspecified error", "Unable to query partitions")
+    route = respx.get(URL + path).respond(500, content=body)
+    tokens = CountingTokens()
+    with pytest.raises(EndpointFailure) as e:
+        _client(tokens).get(path)
+    assert e.value.reason == "slurm_error" and "Unable to query partitions" in e.value.message
+    assert "refused the token" not in e.value.message
+    assert len(route.calls) == 1 and tokens.n == 0
 
 
 @respx.mock
@@ -178,9 +196,10 @@ def test_real_connection_refused() -> None:
 @respx.mock
 def test_2205_errno_spelling_is_understood() -> None:
     # 22.05's /nodes and /partitions answer a bad token with "errno" instead of "error_number"
-    respx.get(URL + PATH).respond(
+    path = "/slurm/v0.0.38/nodes"
+    respx.get(URL + path).respond(
         500, content=b'{"errors": [{"error": "Unspecified error", "errno": -1}], "nodes": []}'
     )
     with pytest.raises(EndpointFailure) as e:
-        _client(CountingTokens(renewable=False)).get(PATH)
+        _client(CountingTokens(renewable=False)).get(path)
     assert e.value.reason == "auth"

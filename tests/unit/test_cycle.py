@@ -226,3 +226,30 @@ def test_before_the_first_cycle_metrics_say_who_we_are(key_file: Path) -> None:
         ("slurm_exporter_build_info", frozenset({("version", __version__)})): 1.0
     }
     assert not snap.all_up
+
+
+@pytest.mark.parametrize(
+    ("body", "reason", "says"),
+    [
+        (b'{"paths": {"/slurm/v0.0.39/jobs/": {}}}', "not_found", "none of which"),
+        (b"<html>a proxy</html>", "decode", "really slurmrestd"),
+    ],
+)
+def test_check_and_the_cycle_discover_versions_alike(
+    mock: respx.MockRouter, key_file: Path, body: bytes, reason: str, says: str
+) -> None:
+    """One discovery (exporter.api.discovery.discover) for both: the same failure, worded
+    the same, in the cycle's reason and in check's output."""
+    import io
+
+    from exporter.check import run_check
+
+    mock.get(URL + "/openapi/v3").respond(200, content=body)
+    snap = make_collection(key_file).run_once()
+    failures = {f.reason for _, f in snap.failures}
+    (message,) = {f.message for _, f in snap.failures}
+    assert failures == {reason} and says in message
+    out = io.StringIO()
+    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", "exporter"]
+    assert run_check(load_settings(args), out) == 1
+    assert message in out.getvalue()

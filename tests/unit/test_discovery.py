@@ -8,6 +8,7 @@ import pytest
 
 from exporter.api.discovery import choose_version, served_versions
 from exporter.api.errors import DecodeError
+from exporter.api.versions import update_time_usable
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -39,3 +40,22 @@ def test_only_unknown_older_versions() -> None:
 def test_not_an_openapi_document() -> None:
     with pytest.raises(DecodeError):
         served_versions(b"<html>proxy error</html>")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "release", "usable"),
+    [
+        ("nodes", "24.11.5", False),  # slurmrestd's nodes.c passes update_time to partitions
+        ("nodes", "23.11.0", False),
+        ("nodes", "25.11.7", False),
+        ("nodes", "26.05.2", False),
+        ("nodes", "26.05.3", True),  # fixed: "Fix HTTP 500 from get_nodes when update_time..."
+        ("nodes", "26.05.5", True),
+        ("nodes", "26.11.0", True),
+        ("nodes", "", False),  # release unknown: the safe side
+        ("nodes", "garbage", False),
+        ("jobs", "24.11.5", True),
+    ],
+)
+def test_update_time_usable(endpoint: str, release: str, usable: bool) -> None:
+    assert update_time_usable(endpoint, release) is usable

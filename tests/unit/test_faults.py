@@ -29,7 +29,14 @@ from exporter.auth import MintedToken, TokenFile, token_source_from_settings
 from exporter.client import SlurmrestdClient
 from exporter.cycle import Collection, Snapshot
 from exporter.settings import load_settings
-from tests.fakerestd import ENDPOINTS, FIXTURES, FakeSlurmrestd, Fault, slurm_error
+from tests.fakerestd import (
+    ENDPOINTS,
+    FIXTURES,
+    NODES_UPDATE_TIME_BUG,
+    FakeSlurmrestd,
+    Fault,
+    slurm_error,
+)
 
 KEY = b"fault-test-key-0123456789abcdef!"
 TOP = Path(__file__).resolve().parents[2]
@@ -646,10 +653,17 @@ def test_fixture_bodies_are_what_the_fake_serves() -> None:
     ).read_bytes()
 
 
-def test_2205_answer_that_may_be_a_refused_token_or_slurmctld_down(
-    srv: FakeSlurmrestd, coll: Collection
-) -> None:
+def test_2205_answer_that_may_be_a_refused_token_or_slurmctld_down(key_file: Path) -> None:
     """22.05 answers both with 500 "Unspecified error" (-1): the message names both."""
+    with FakeSlurmrestd("22.05", key=KEY) as srv:
+        coll = make(srv.url, key_file)
+        try:
+            _check_2205_ambiguous_answer(srv, coll)
+        finally:
+            coll.close()
+
+
+def _check_2205_ambiguous_answer(srv: FakeSlurmrestd, coll: Collection) -> None:
     good = first_good(coll)
     srv.fault(srv.path("diag"), Fault(500, slurm_error(-1, "Unspecified error", "request failed")))
     bad = assert_stale_then_recovers(coll, good, ("diag",), "auth",
@@ -658,3 +672,55 @@ def test_2205_answer_that_may_be_a_refused_token_or_slurmctld_down(
     srv.fault(srv.path("diag"), Fault(500, slurm_error(-1, "Unspecified error", "request failed")))
     (_, failure), = coll.run_once().failures
     assert "refused the token" in failure.message and "scontrol ping" in failure.message
+
+
+# ------------------------------------------------------------ /nodes?update_time= (issue 9)
+def _renewals(snap: Snapshot) -> float:
+    return value(snap, "slurm_exporter_token_renewals_total", result="success")
+
+
+def _no_errors(snap: Snapshot) -> bool:
+    return not any(
+        v for (name, _), v in samples(snap).items()
+        if name == "slurm_exporter_endpoint_errors_total"
+    )
+
+
+def test_nodes_update_time_is_not_asked_of_releases_that_answer_it_with_a_500(
+    key_file: Path,
+) -> None:
+    """24.11.5's slurmrestd answers /nodes?update_time= with 500 "Unable to query
+    partitions" (-1) once nodes changed: never ask it, and so never fail, renew or retry."""
+    with FakeSlurmrestd("24.11", key=KEY) as srv:
+        srv.fault(srv.path("nodes"), NODES_UPDATE_TIME_BUG)
+        coll = make(srv.url, key_file)
+        try:
+            snaps = [coll.run_once() for _ in range(4)]
+        finally:
+            coll.close()
+    assert all(s.all_up for s in snaps), snaps[-1].failures
+    assert _no_errors(snaps[-1]) and _renewals(snaps[-1]) == 1  # the first token only
+    nodes = [q for q in srv.queries if q.startswith(srv.path("nodes"))]
+    assert len(nodes) == 4 and not any("update_time=" in q for q in nodes)
+    # /jobs answers update_time right on every release: still asked for changes only
+    assert any(q.startswith(srv.path("jobs") + "?update_time=") for q in srv.queries)
+
+
+def test_a_500_to_update_time_means_fetch_in_full_now_not_a_failure(key_file: Path) -> None:
+    """26.05.5 answers update_time right (fixed in 26.05.3), so it is asked; should a
+    partial answer still fail so, the full one is fetched at once, and no error counted."""
+    with FakeSlurmrestd("26.05", key=KEY) as srv:
+        coll = make(srv.url, key_file)
+        try:
+            first = first_good(coll)
+            srv.fault(srv.path("nodes"), NODES_UPDATE_TIME_BUG)
+            snaps = [coll.run_once() for _ in range(3)]
+        finally:
+            coll.close()
+    assert all(s.all_up for s in snaps), snaps[-1].failures
+    assert _no_errors(snaps[-1]) and _renewals(snaps[-1]) == 1
+    assert data_of(snaps[-1], "nodes") == data_of(first, "nodes")
+    nodes = [q for q in srv.queries if q.startswith(srv.path("nodes"))]
+    # the first full, then for each cycle: asked for changes, refused, asked in full
+    assert len(nodes) == 7
+    assert ["update_time=" in q for q in nodes[1:3]] == [True, False]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 import stat
 import subprocess
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,12 @@ Clock = Callable[[], float]
 RENEW_AT = 2 / 3
 # A static token this close to expiry gets a warning at each cycle.
 WARN_BEFORE_SECONDS = 3600.0
+# HS256 wants a key of at least 32 bytes (RFC 7518 section 3.2), and Slurm's JWT guide
+# makes one of 32 (doc/html/jwt.shtml: dd ... bs=32 count=1); Slurm itself loads a key
+# of any length (src/plugins/auth/jwt/auth_jwt.c, _init_hs256). start_up_check()
+# says so once, in our words, instead of PyJWT's warning at every mint.
+MIN_KEY_BYTES = 32
+warnings.filterwarnings("ignore", message="The HMAC key is", module="jwt")
 
 
 class AuthError(Exception):
@@ -76,7 +84,10 @@ def token_claims(token: str) -> dict[str, object]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
-        raise AuthError(f"the token is not a valid JWT ({type(e).__name__})") from None
+        raise AuthError(
+            f"the token is not a valid JWT ({type(e).__name__}): expected three base64url "
+            "parts separated by dots, as 'scontrol token' prints"
+        ) from None
     return dict(claims)
 
 
@@ -196,6 +207,7 @@ class MintedToken(_Renewable):
         self._user = user
         self._allow_insecure = allow_insecure_permissions
         self._warned_insecure = False
+        self.key_length: int | None = None  # of the key read last
         self.description = f"minted for user {user!r} with the key {key_file}"
 
     def _fetch(self) -> Credentials:
@@ -209,8 +221,12 @@ class MintedToken(_Renewable):
                 f"cannot read the JWT key {self._key_file}: {e.strerror}; check the path "
                 "(Slurm's AuthAltParameters=jwt_key=...) and that this user may read it"
             ) from None
+        self.key_length = len(key)
         if not key:
-            raise AuthError(f"the JWT key {self._key_file} is empty")
+            raise AuthError(
+                f"the JWT key {self._key_file} is empty: it must hold the cluster's key, "
+                "the file named by AuthAltParameters=jwt_key= in slurm.conf"
+            )
         now = int(self._clock())
         exp = now + int(self._lifespan)
         token = jwt.encode({"iat": now, "exp": exp, "sun": self._user}, key, algorithm="HS256")
@@ -231,6 +247,7 @@ class ScontrolToken(_Renewable):
         if user:
             self._cmd.append(f"username={user}")
         self._user = user
+        self.command = scontrol
         self.description = "from 'scontrol token'"
 
     def _fetch(self) -> Credentials:
@@ -260,7 +277,14 @@ class StaticToken:
         token = token.strip()
         if not token:
             raise AuthError("SLURM_JWT is empty")
-        claims = token_claims(token)
+        try:
+            claims = token_claims(token)
+        except AuthError as e:
+            raise AuthError(
+                f"$SLURM_JWT: {e}. Fix: set it from 'scontrol token' (export $(scontrol "
+                "token lifespan=86400)), or let the exporter mint and renew tokens with "
+                "--jwt-key-file KEY --jwt-user USER"
+            ) from None
         sun = claims.get("sun")
         self._creds = Credentials(
             token=token,
@@ -405,3 +429,33 @@ def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> 
             settings.scontrol_path, settings.jwt_lifespan, settings.jwt_user, clock
         )
     return NoToken()
+
+
+def start_up_check(tokens: TokenSource) -> list[str]:
+    """Check at start what only the configuration can fix; raise AuthError if unusable.
+
+    A key or token file is read now (so that a missing, empty or garbage one stops
+    the exporter, like any bad setting); what may come right by itself (slurmctld
+    down for 'scontrol token') is left to the cycles. Returns warnings to log once.
+    """
+    if isinstance(tokens, ScontrolToken):
+        if shutil.which(tokens.command) is None:
+            raise AuthError(
+                f"--scontrol-path: cannot find the program {tokens.command!r} (not on PATH, "
+                "or not executable); give its full path, or another --auth"
+            )
+        return []
+    try:
+        tokens.credentials()
+    except AuthError as e:
+        setting = {MintedToken: "--jwt-key-file", TokenFile: "--token-file"}.get(type(tokens))
+        raise AuthError(f"{setting}: {e}" if setting else str(e)) from None
+    length = tokens.key_length if isinstance(tokens, MintedToken) else None
+    if length is not None and length < MIN_KEY_BYTES:
+        return [
+            f"the JWT key is only {length} bytes: an HS256 key should be at least "
+            f"{MIN_KEY_BYTES} bytes (RFC 7518; Slurm's JWT guide makes one with 'dd "
+            "if=/dev/random of=jwt_hs256.key bs=32 count=1'); rotate it in Slurm "
+            "(AuthAltParameters=jwt_key=) and here"
+        ]
+    return []

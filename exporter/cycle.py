@@ -13,13 +13,14 @@ import gzip
 import logging
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ class _EndpointState:
     # the last full answer's last_update, to ask only for changes (?update_time=)
     last_update: int | None = None
     full_at: float = 0.0  # when that full answer came
+    news: bool = False  # last_failure started or changed in this cycle: say it loudly
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -106,8 +108,10 @@ class Collection:
         client: SlurmrestdClient,
         tokens: TokenSource,
         clock: Callable[[], float] = time.time,
+        report_failures: bool = True,
     ) -> None:
         self._settings = settings
+        self._report_failures = report_failures  # log them (--once prints them itself)
         self._client = client
         self._tokens = tokens
         self._clock = clock
@@ -145,6 +149,7 @@ class Collection:
             for fut in futures:
                 fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
+        self._log_failures()
         self.snapshot = self._publish(cycle_seconds)
         return self.snapshot
 
@@ -319,12 +324,24 @@ class Collection:
         st.errors[failure.reason] += 1
         this = (failure.reason, failure.message)
         # Say it loudly when it starts or changes; a repeat each cycle only at debug.
-        level = logging.DEBUG if st.last_failure == this else logging.WARNING
-        stale = " (serving its last good data)" if st.last_success is not None else ""
-        log.log(level, "%s failed [%s]%s: %s", endpoint, failure.reason, stale, failure.message)
+        st.news = st.last_failure != this
         st.last_failure = this
         if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
             log.debug("token source: %s", self._tokens.description)
+
+    def _log_failures(self) -> None:
+        """One line per problem: endpoints failing for the same cause share it."""
+        if not self._report_failures:
+            return
+        for news in (True, False):
+            failing = [
+                (e, EndpointFailure(*st.last_failure))
+                for e, st in self._states.items()
+                if not st.up and st.last_failure is not None and st.news == news
+            ]
+            stale = {e for e, st in self._states.items() if st.last_success is not None}
+            for line in failure_lines(failing, stale):
+                log.log(logging.WARNING if news else logging.DEBUG, "%s", line)
 
     def _publish(self, cycle_seconds: float) -> Snapshot:
         try:
@@ -357,6 +374,31 @@ class Collection:
             all_up=all(st.up for st in self._states.values()),
             failures=failures,
         )
+
+
+_REQUEST_PREFIX = re.compile(r"^GET \S+: ")
+
+
+def failure_lines(
+    failures: Iterable[tuple[str, EndpointFailure]], stale: Container[str] = ()
+) -> list[str]:
+    """'diag, jobs failed [auth]: ...': one line per cause, not one per endpoint.
+
+    Failures alike but for the path they name (a refused token on every endpoint)
+    are one cause; the path is then left out.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    for endpoint, f in failures:
+        cause = _REQUEST_PREFIX.sub("", f.message)
+        groups.setdefault((f.reason, cause), []).append((endpoint, f.message))
+    lines = []
+    for (reason, cause), members in groups.items():
+        messages = {message for _, message in members}
+        shown = messages.pop() if len(messages) == 1 else cause
+        names = [endpoint for endpoint, _ in members]
+        kept = " (serving the last good data)" if all(e in stale for e in names) else ""
+        lines.append(f"{', '.join(names)} failed [{reason}]{kept}: {shown}")
+    return lines
 
 
 # --- the collection process (server mode) --------------------------------------------

@@ -292,10 +292,11 @@ class StaticToken:
             expires_at=_exp_of(token),
         )
         self._clock = clock
+        self._notice = _ExpiryNotice()
         self.description = "static token from $SLURM_JWT"
 
     def credentials(self) -> Credentials:
-        _warn_if_expiring(self._creds.expires_at, self._clock(), self.description)
+        self._notice(self._creds.expires_at, self._clock(), self.description)
         return self._creds
 
     def renew(self) -> bool:
@@ -316,6 +317,7 @@ class TokenFile:
         self._stamp: tuple[float, int, int] | None = None
         self._creds: Credentials | None = None
         self._counts = {"success": 0, "failure": 0}
+        self._notice = _ExpiryNotice()
         self.description = f"token file {path}"
 
     def _load_locked(self, force: bool) -> Credentials:
@@ -345,7 +347,7 @@ class TokenFile:
     def credentials(self) -> Credentials:
         with self._lock:
             creds = self._load_locked(force=False)
-        _warn_if_expiring(creds.expires_at, self._clock(), self.description)
+        self._notice(creds.expires_at, self._clock(), self.description)
         return creds
 
     def renew(self) -> bool:
@@ -376,6 +378,25 @@ class NoToken:
 
     def renewals(self) -> dict[str, int]:
         return {"success": 0, "failure": 0}
+
+
+class _ExpiryNotice:
+    """Says that a token that cannot be renewed expires soon, or has expired, once per
+    token and state: not at every request (five per cycle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._said: tuple[float | None, str] | None = None
+
+    def __call__(self, expires_at: float | None, now: float, what: str) -> None:
+        state = ""
+        if expires_at is not None and expires_at - now < WARN_BEFORE_SECONDS:
+            state = "expired" if now >= expires_at else "soon"
+        with self._lock:
+            if self._said == (expires_at, state):
+                return
+            self._said = (expires_at, state)
+        _warn_if_expiring(expires_at, now, what)
 
 
 def _warn_if_expiring(expires_at: float | None, now: float, what: str) -> None:

@@ -22,7 +22,7 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
+from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry, parse_errors
 from exporter.auth import AuthError, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
@@ -104,7 +104,9 @@ class SlurmrestdClient:
         except EndpointFailure as first:
             if first.reason != "auth" or not self._tokens.renew():
                 raise
-            log.info("GET %s: token refused, retrying once with a renewed token", path)
+            # debug: a retry that fails is reported as the failure; one that works
+            # shows in slurm_exporter_token_renewals_total
+            log.debug("GET %s: token refused, retrying once with a renewed token", path)
             return self._fetch_once(path, sink, accept_304)
 
     def _fetch_once(
@@ -191,26 +193,47 @@ def classify_slurm_errors(
     path: str, status: int, errors: list[SlurmErrorEntry], text: str = ""
 ) -> EndpointFailure | None:
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
-    `auth` for a refused token, else `slurm_error`; None when there is neither."""
-    detail = _describe(errors) or text or "(empty body)"
+    `auth` for a refused token, else `slurm_error`; None when there is neither.
+
+    `text` is the start of a body that is not slurmrestd's JSON, quoted only then:
+    where Slurm's errors were parsed, they are the detail, never the raw body.
+    """
     if _is_auth_failure(status, errors, text):
+        seen = _describe(errors, names_only=True) or _quote(text) or "no error details"
         return EndpointFailure(
             "auth",
-            f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
-            "missing, expired (or this host's clock is off from slurmrestd's by more than "
-            "the token's lifespan), signed with another key than the cluster's "
-            "AuthAltParameters=jwt_key, or X-SLURM-USER-NAME differs from its 'sun' claim. "
-            "Fix the key file / user, or get a fresh token" + _ambiguous_2205(status, errors),
+            f"GET {path}: slurmrestd refused the token: it is missing, expired (or this "
+            "host's clock is off from slurmrestd's by more than the token's lifespan), "
+            "signed with another key than the cluster's AuthAltParameters=jwt_key, or "
+            "X-SLURM-USER-NAME differs from its 'sun' claim. Fix the key file / user, or "
+            f"get a fresh token{_ambiguous_2205(status, errors)} [HTTP {status}: {seen}]",
             status,
         )
     if errors:
         return EndpointFailure(
             "slurm_error",
-            f"GET {path}: HTTP {status}, Slurm reports: {detail}; if slurmctld is down or "
-            "unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
+            f"GET {path}: HTTP {status}, Slurm reports: {_describe(errors)}; if slurmctld is "
+            "down or unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
             status,
         )
     return None
+
+
+def slurm_error_failure(path: str, status: int, error: SlurmError) -> EndpointFailure:
+    """The failure for Slurm's errors in a 2xx answer (the adapter's SlurmError)."""
+    reported = classify_slurm_errors(path, status, error.errors)
+    return reported or EndpointFailure("slurm_error", f"GET {path}: {error}", status)
+
+
+def _quote(text: str) -> str:
+    """The start of a body for a message: never slurmrestd's JSON, whose errors are
+    parsed instead (a JSON body without them has no more to say)."""
+    return "" if text.startswith(("{", "[")) else _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """A quoted body on one line: a message is one line per problem."""
+    return " ".join(text.split())
 
 
 def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
@@ -244,7 +267,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             f"{target or 'slurmrestd'}): point --slurmrestd-url at slurmrestd itself",
             status,
         )
-    detail = text or "(empty body)"
+    detail = _quote(text) or ("(empty body)" if not text else "(JSON without error details)")
     return EndpointFailure(
         "http_error",
         f"GET {path}: HTTP {status} from slurmrestd: {detail}; a proxy in between, or "
@@ -300,11 +323,15 @@ def _is_auth_failure(status: int, errors: list[SlurmErrorEntry], text: str) -> b
     return status == 500 and bool(errors) and all(e.error_number == -1 for e in errors)
 
 
-def _describe(errors: list[SlurmErrorEntry]) -> str:
-    parts = []
+def _describe(errors: list[SlurmErrorEntry], names_only: bool = False) -> str:
+    """Slurm's errors, one line; `names_only` leaves out what differs per request
+    ("Unable to query jobs"), so that a refused token reads the same everywhere."""
+    parts: list[str] = []
     for e in errors[:3]:
-        words = [w for w in (e.error, e.description) if w]
-        parts.append(f"{' / '.join(words)} (error {e.error_number})")
+        words = [w for w in (e.error, "" if names_only else e.description) if w]
+        part = _one_line(f"{' / '.join(words)} (error {e.error_number})")
+        if part not in parts:
+            parts.append(part)
     return "; ".join(parts)
 
 

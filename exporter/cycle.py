@@ -40,7 +40,7 @@ from exporter.api.errors import (
 from exporter.api.model import Meta, Response
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource
-from exporter.client import SlurmrestdClient, classify_slurm_errors
+from exporter.client import SlurmrestdClient, slurm_error_failure
 from exporter.collectors import COLLECTORS
 from exporter.collectors.health import (
     EndpointHealth,
@@ -276,10 +276,7 @@ class Collection:
                 if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
                     response = None  # older slurmrestd: "no change" as an error
                 else:  # the same reasons as for an error status: auth or slurm_error
-                    reported = classify_slurm_errors(path, status, e.errors)
-                    raise reported or EndpointFailure(
-                        "slurm_error", f"GET {path}: {e}", status
-                    ) from None
+                    raise slurm_error_failure(path, status, e) from None
             if response is None or response.unchanged:
                 # nothing changed since `since`: the last good families still hold
                 self._record_success(endpoint, st.families, time.perf_counter() - t0)
@@ -376,7 +373,8 @@ class Collection:
         )
 
 
-_REQUEST_PREFIX = re.compile(r"^GET \S+: ")
+# A failure's message: "GET <path>: <cause and fix>[ [HTTP <status>: <what it said>]]"
+_MESSAGE = re.compile(r"^(?:GET \S+: )?(?P<cause>.*?)(?: \[(?P<seen>HTTP [^\]]*)\])?$")
 
 
 def failure_lines(
@@ -384,18 +382,22 @@ def failure_lines(
 ) -> list[str]:
     """'diag, jobs failed [auth]: ...': one line per cause, not one per endpoint.
 
-    Failures alike but for the path they name (a refused token on every endpoint)
-    are one cause; the path is then left out.
+    Failures alike but for the path and the answer they name (a refused token on
+    every endpoint) are one cause: said once, with what each answer said.
     """
-    groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
     for endpoint, f in failures:
-        cause = _REQUEST_PREFIX.sub("", f.message)
-        groups.setdefault((f.reason, cause), []).append((endpoint, f.message))
+        m = _MESSAGE.match(f.message)
+        cause, seen = (m["cause"], m["seen"] or "") if m else (f.message, "")
+        groups.setdefault((f.reason, cause), []).append((endpoint, f.message, seen))
     lines = []
     for (reason, cause), members in groups.items():
-        messages = {message for _, message in members}
+        messages = {message for _, message, _ in members}
         shown = messages.pop() if len(messages) == 1 else cause
-        names = [endpoint for endpoint, _ in members]
+        seen = list(dict.fromkeys(s for _, _, s in members if s))
+        if len(messages) > 1 and seen:
+            shown += f" [{'; '.join(seen)}]"
+        names = [endpoint for endpoint, _, _ in members]
         kept = " (serving the last good data)" if all(e in stale for e in names) else ""
         lines.append(f"{', '.join(names)} failed [{reason}]{kept}: {shown}")
     return lines

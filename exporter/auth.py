@@ -8,6 +8,9 @@ expired token; on an auth failure the client calls `renew()` once and retries.
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import logging
 import os
 import re
@@ -16,7 +19,6 @@ import stat
 import subprocess
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,9 +40,9 @@ WARN_BEFORE_SECONDS = 3600.0
 # HS256 wants a key of at least 32 bytes (RFC 7518 section 3.2), and Slurm's JWT guide
 # makes one of 32 (doc/html/jwt.shtml: dd ... bs=32 count=1); Slurm itself loads a key
 # of any length (src/plugins/auth/jwt/auth_jwt.c, _init_hs256). start_up_check()
-# says so once, in our words, instead of PyJWT's warning at every mint.
+# says so once, in our words, rather than PyJWT's InsecureKeyLengthWarning with its
+# source path at every mint (hence hs256_token, not jwt.encode).
 MIN_KEY_BYTES = 32
-warnings.filterwarnings("ignore", message="The HMAC key is", module="jwt")
 
 
 class AuthError(Exception):
@@ -89,6 +91,19 @@ def token_claims(token: str) -> dict[str, object]:
             "parts separated by dots, as 'scontrol token' prints"
         ) from None
     return dict(claims)
+
+
+def hs256_token(claims: dict[str, object], key: bytes) -> str:
+    """A JWT signed with HS256 (RFC 7519), as jwt.encode makes it, without its warnings."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def text(obj: object) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    signed = f"{part(text({'alg': 'HS256', 'typ': 'JWT'}))}.{part(text(claims))}"
+    return f"{signed}.{part(hmac.digest(key, signed.encode(), 'sha256'))}"
 
 
 def _exp_of(token: str) -> float | None:
@@ -229,7 +244,7 @@ class MintedToken(_Renewable):
             )
         now = int(self._clock())
         exp = now + int(self._lifespan)
-        token = jwt.encode({"iat": now, "exp": exp, "sun": self._user}, key, algorithm="HS256")
+        token = hs256_token({"iat": now, "exp": exp, "sun": self._user}, key)
         return Credentials(token=token, user=self._user, expires_at=float(exp))
 
 

@@ -103,7 +103,7 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
             web = load_web_config(settings.web_config_file)
         except WebConfigError as e:
             collection.close()
-            return _refuse(f"--web-config-file: {e}")
+            return _refuse(str(e))
     host, port = parse_listen_address(settings.listen_address)
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)

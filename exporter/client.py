@@ -25,7 +25,7 @@ import msgspec
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry, parse_errors
 from exporter.auth import AuthError, TokenSource
 from exporter.errors import EndpointFailure
-from exporter.settings import Settings
+from exporter.settings import Settings, tls_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -350,5 +350,5 @@ def _verify(settings: Settings) -> bool | ssl.SSLContext:
     if settings.tls_insecure_skip_verify:
         return False
     if settings.tls_ca_file is not None:
-        return ssl.create_default_context(cafile=str(settings.tls_ca_file))
+        return tls_context(settings.tls_ca_file)  # checked at start; ValueError if gone since
     return True

@@ -489,12 +489,12 @@ def worker_main() -> None:
         except (BrokenPipeError, OSError):
             stop.set()
 
-    try:
+    try:  # checked by the parent at start: this fails only if a file changed since
         tokens = token_source_from_settings(settings)
-    except AuthError as e:
+        collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
+    except (AuthError, ValueError) as e:
         log.error("collection process: %s", e)
         sys.exit(2)
-    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
     try:
         collection.run_in_process(stop, publish)
     finally:

@@ -247,7 +247,7 @@ def parse_listen_address(value: str) -> tuple[str, int]:
 def _in_range(v: float, low: float, high: float, unit: str) -> float:
     # written so that nan fails too (every comparison with nan is False)
     if not low <= v <= high:
-        raise ValueError(f"must be from {low:g} to {high:g} {unit}")
+        raise ValueError(f"must be from {low:g} to {high:.10g} {unit}")
     return v
 
 
@@ -299,7 +299,10 @@ def _did_you_mean(word: str, choices: list[str]) -> str:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse's own errors print usage and exit
-        raise ConfigError(message)
+        m = re.match(r"argument (--[\w-]+)/(--no-[\w-]+): ignored explicit argument", message)
+        if m:  # --once=yes
+            message = f"{m[1]} takes no value: say {m[1]} or {m[2]}"
+        raise ConfigError(message.removeprefix("argument "))
 
 
 def _parser() -> _Parser:
@@ -360,7 +363,10 @@ def _from_flags(args: list[str]) -> dict[str, _Value]:
         if word.startswith("-"):
             name = word.split("=", 1)[0]
             raise ConfigError(f"unknown flag {name}{_did_you_mean(name, flags)}; see --help")
-        raise ConfigError(f"unexpected argument {word!r}: flags take the form --name VALUE")
+        raise ConfigError(
+            f"unexpected argument {word!r}: flags take the form --name VALUE, and the only "
+            "subcommand is check (slurm-exporter check --flags)"
+        )
     return {k: _Value(v, flag_of(k)) for k, v in vars(parsed).items() if k != "help"}
 
 
@@ -427,6 +433,8 @@ def _from_file(path: Path, where: str) -> tuple[dict[str, _Value], list[str]]:
         field = str(key).replace("-", "_")  # both spellings: slurmrestd-url, slurmrestd_url
         if field not in Settings.model_fields:
             suggestion = _did_you_mean(str(key).replace("_", "-"), keys)
+            if isinstance(value, dict) and not suggestion:
+                suggestion = " (settings are top-level keys, not sections)"
             problems.append(f"{at}: unknown key '{key}'{suggestion}")
         else:
             values[field] = _Value(value, f"{at}: {key}")

@@ -190,16 +190,17 @@ def _until(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
 
 
 def classify_slurm_errors(
-    path: str, status: int, errors: list[SlurmErrorEntry], text: str = ""
+    path: str, status: int, errors: list[SlurmErrorEntry], text: str = "", envelope: bool = False
 ) -> EndpointFailure | None:
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
     `auth` for a refused token, else `slurm_error`; None when there is neither.
 
-    `text` is the start of a body that is not slurmrestd's JSON, quoted only then:
-    where Slurm's errors were parsed, they are the detail, never the raw body.
+    `text` is the start of the body, quoted only when the body is not slurmrestd's
+    JSON (`envelope`): Slurm's parsed errors are the detail, never its raw body.
     """
     if _is_auth_failure(status, errors, text):
-        seen = _describe(errors, names_only=True) or _quote(text) or "no error details"
+        quoted = "" if envelope else _one_line(text)
+        seen = _describe(errors, names_only=True) or quoted or "no error details"
         return EndpointFailure(
             "auth",
             f"GET {path}: slurmrestd refused the token: it is missing, expired (or this "
@@ -225,12 +226,6 @@ def slurm_error_failure(path: str, status: int, error: SlurmError) -> EndpointFa
     return reported or EndpointFailure("slurm_error", f"GET {path}: {error}", status)
 
 
-def _quote(text: str) -> str:
-    """The start of a body for a message: never slurmrestd's JSON, whose errors are
-    parsed instead (a JSON body without them has no more to say)."""
-    return "" if text.startswith(("{", "[")) else _one_line(text)
-
-
 def _one_line(text: str) -> str:
     """A quoted body on one line: a message is one line per problem."""
     return " ".join(text.split())
@@ -247,10 +242,11 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "(it will be discovered again; see 'slurm-exporter check' for the versions served)",
             status,
         )
-    reported = classify_slurm_errors(path, status, errors, text)
+    envelope = _is_slurmrestd_envelope(body)
+    reported = classify_slurm_errors(path, status, errors, text, envelope)
     if reported is not None:
         return reported
-    if status >= 500 and _is_slurmrestd_envelope(body):
+    if status >= 500 and envelope:
         # what slurmrestd 24.11 answers on /partitions while slurmctld is down: 502 and
         # {"errors": [], "warnings": [], "meta": ...}, Slurm's own answer without details
         return EndpointFailure(
@@ -267,11 +263,11 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             f"{target or 'slurmrestd'}): point --slurmrestd-url at slurmrestd itself",
             status,
         )
-    detail = _quote(text) or ("(empty body)" if not text else "(JSON without error details)")
+    detail = "(its JSON, without error details)" if envelope else _one_line(text)
     return EndpointFailure(
         "http_error",
-        f"GET {path}: HTTP {status} from slurmrestd: {detail}; a proxy in between, or "
-        "slurmrestd overloaded? Check slurmrestd's log",
+        f"GET {path}: HTTP {status} from slurmrestd: {detail or '(empty body)'}; a proxy "
+        "in between, or slurmrestd overloaded? Check slurmrestd's log",
         status,
     )
 

@@ -133,7 +133,7 @@ def test_once_prints_one_line_for_one_problem() -> None:
 def test_a_static_token_expiring_soon_is_said_once_not_per_request(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    now = time.time()
+    now = float(int(time.time()))
     token = jwt.encode({"exp": int(now) + 600, "sun": "u"}, b"k" * 32, "HS256")
     src = StaticToken(token, None, lambda: now)
     with caplog.at_level(logging.WARNING):

@@ -9,9 +9,13 @@ only the first of several calls refused with the same token renews it.
 
 from __future__ import annotations
 
+import base64
+import hmac
+import json
 import logging
 import os
 import re
+import shutil
 import stat
 import subprocess
 import threading
@@ -34,6 +38,12 @@ Clock = Callable[[], float]
 RENEW_AT = 2 / 3
 # A static token this close to expiry gets a warning at each cycle.
 WARN_BEFORE_SECONDS = 3600.0
+# HS256 wants a key of at least 32 bytes (RFC 7518 section 3.2), and Slurm's JWT guide
+# makes one of 32 (doc/html/jwt.shtml: dd ... bs=32 count=1); Slurm itself loads a key
+# of any length (src/plugins/auth/jwt/auth_jwt.c, _init_hs256). start_up_check()
+# says so once, in our words, rather than PyJWT's InsecureKeyLengthWarning with its
+# source path at every mint (hence hs256_token, not jwt.encode).
+MIN_KEY_BYTES = 32
 
 
 class AuthError(Exception):
@@ -81,8 +91,24 @@ def token_claims(token: str) -> dict[str, object]:
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as e:
-        raise AuthError(f"the token is not a valid JWT ({type(e).__name__})") from None
+        raise AuthError(
+            f"the token is not a valid JWT ({type(e).__name__}): expected three base64url "
+            "parts separated by dots, as 'scontrol token' prints"
+        ) from None
     return dict(claims)
+
+
+def hs256_token(claims: dict[str, object], key: bytes) -> str:
+    """A JWT signed with HS256 (RFC 7519), as jwt.encode makes it, without its warnings."""
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    def text(obj: object) -> bytes:
+        return json.dumps(obj, separators=(",", ":")).encode()
+
+    signed = f"{part(text({'alg': 'HS256', 'typ': 'JWT'}))}.{part(text(claims))}"
+    return f"{signed}.{part(hmac.digest(key, signed.encode(), 'sha256'))}"
 
 
 def _exp_of(token: str) -> float | None:
@@ -203,6 +229,7 @@ class MintedToken(_Renewable):
         self._user = user
         self._allow_insecure = allow_insecure_permissions
         self._warned_insecure = False
+        self.key_length: int | None = None  # of the key read last
         self.description = f"minted for user {user!r} with the key {key_file}"
 
     def _fetch(self) -> Credentials:
@@ -216,11 +243,15 @@ class MintedToken(_Renewable):
                 f"cannot read the JWT key {self._key_file}: {e.strerror}; check the path "
                 "(Slurm's AuthAltParameters=jwt_key=...) and that this user may read it"
             ) from None
+        self.key_length = len(key)
         if not key:
-            raise AuthError(f"the JWT key {self._key_file} is empty")
+            raise AuthError(
+                f"the JWT key {self._key_file} is empty: it must hold the cluster's key, "
+                "the file named by AuthAltParameters=jwt_key= in slurm.conf"
+            )
         now = int(self._clock())
         exp = now + int(self._lifespan)
-        token = jwt.encode({"iat": now, "exp": exp, "sun": self._user}, key, algorithm="HS256")
+        token = hs256_token({"iat": now, "exp": exp, "sun": self._user}, key)
         return Credentials(token=token, user=self._user, expires_at=float(exp))
 
 
@@ -238,6 +269,7 @@ class ScontrolToken(_Renewable):
         if user:
             self._cmd.append(f"username={user}")
         self._user = user
+        self.command = scontrol
         self.description = "from 'scontrol token'"
 
     def _fetch(self) -> Credentials:
@@ -267,7 +299,14 @@ class StaticToken:
         token = token.strip()
         if not token:
             raise AuthError("SLURM_JWT is empty")
-        claims = token_claims(token)
+        try:
+            claims = token_claims(token)
+        except AuthError as e:
+            raise AuthError(
+                f"$SLURM_JWT: {e}. Fix: set it from 'scontrol token' (export $(scontrol "
+                "token lifespan=86400)), or let the exporter mint and renew tokens with "
+                "--jwt-key-file KEY --jwt-user USER"
+            ) from None
         sun = claims.get("sun")
         self._creds = Credentials(
             token=token,
@@ -275,10 +314,11 @@ class StaticToken:
             expires_at=_exp_of(token),
         )
         self._clock = clock
+        self._notice = _ExpiryNotice()
         self.description = "static token from $SLURM_JWT"
 
     def credentials(self) -> Credentials:
-        _warn_if_expiring(self._creds.expires_at, self._clock(), self.description)
+        self._notice(self._creds.expires_at, self._clock(), self.description)
         return self._creds
 
     def renew(self, refused: Credentials | None = None) -> bool:
@@ -299,6 +339,7 @@ class TokenFile:
         self._stamp: tuple[float, int, int] | None = None
         self._creds: Credentials | None = None
         self._counts = {"success": 0, "failure": 0}
+        self._notice = _ExpiryNotice()
         self.description = f"token file {path}"
 
     def _load_locked(self, force: bool) -> Credentials:
@@ -328,7 +369,7 @@ class TokenFile:
     def credentials(self) -> Credentials:
         with self._lock:
             creds = self._load_locked(force=False)
-        _warn_if_expiring(creds.expires_at, self._clock(), self.description)
+        self._notice(creds.expires_at, self._clock(), self.description)
         return creds
 
     def renew(self, refused: Credentials | None = None) -> bool:
@@ -361,6 +402,25 @@ class NoToken:
 
     def renewals(self) -> dict[str, int]:
         return {"success": 0, "failure": 0}
+
+
+class _ExpiryNotice:
+    """Says that a token that cannot be renewed expires soon, or has expired, once per
+    token and state: not at every request (five per cycle)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._said: tuple[float | None, str] | None = None
+
+    def __call__(self, expires_at: float | None, now: float, what: str) -> None:
+        state = ""
+        if expires_at is not None and expires_at - now < WARN_BEFORE_SECONDS:
+            state = "expired" if now >= expires_at else "soon"
+        with self._lock:
+            if self._said == (expires_at, state):
+                return
+            self._said = (expires_at, state)
+        _warn_if_expiring(expires_at, now, what)
 
 
 def _warn_if_expiring(expires_at: float | None, now: float, what: str) -> None:
@@ -414,3 +474,33 @@ def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> 
             settings.scontrol_path, settings.jwt_lifespan, settings.jwt_user, clock
         )
     return NoToken()
+
+
+def start_up_check(tokens: TokenSource) -> list[str]:
+    """Check at start what only the configuration can fix; raise AuthError if unusable.
+
+    A key or token file is read now (so that a missing, empty or garbage one stops
+    the exporter, like any bad setting); what may come right by itself (slurmctld
+    down for 'scontrol token') is left to the cycles. Returns warnings to log once.
+    """
+    if isinstance(tokens, ScontrolToken):
+        if shutil.which(tokens.command) is None:
+            raise AuthError(
+                f"--scontrol-path: cannot find the program {tokens.command!r} (not on PATH, "
+                "or not executable); give its full path, or another --auth"
+            )
+        return []
+    try:
+        tokens.credentials()
+    except AuthError as e:
+        setting = {MintedToken: "--jwt-key-file", TokenFile: "--token-file"}.get(type(tokens))
+        raise AuthError(f"{setting}: {e}" if setting else str(e)) from None
+    length = tokens.key_length if isinstance(tokens, MintedToken) else None
+    if length is not None and length < MIN_KEY_BYTES:
+        return [
+            f"the JWT key is only {length} bytes: an HS256 key should be at least "
+            f"{MIN_KEY_BYTES} bytes (RFC 7518; Slurm's JWT guide makes one with 'dd "
+            "if=/dev/random of=jwt_hs256.key bs=32 count=1'); rotate it in Slurm "
+            "(AuthAltParameters=jwt_key=) and here"
+        ]
+    return []

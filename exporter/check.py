@@ -17,7 +17,7 @@ from exporter.api.errors import DecodeError, SlurmError
 from exporter.api.model import Diag, Job
 from exporter.api.versions import SUPPORTED_VERSIONS, adapter_for
 from exporter.auth import AuthError, TokenSource, token_claims, token_source_from_settings
-from exporter.client import SlurmrestdClient
+from exporter.client import SlurmrestdClient, slurm_error_failure
 from exporter.collectors import COLLECTORS
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings
@@ -141,8 +141,12 @@ def _check_endpoints(
         except EndpointFailure as e:
             r.fail(f"endpoint {endpoint}", f"[{e.reason}] {e.message}{_denied_hint(e.message)}")
             continue
-        except (DecodeError, SlurmError) as e:
-            r.fail(f"endpoint {endpoint}", f"GET {path}: {e}{_denied_hint(str(e))}")
+        except SlurmError as e:  # in a 2xx answer: the same reasons as the cycle's
+            f = slurm_error_failure(path, answer.status, e)
+            r.fail(f"endpoint {endpoint}", f"[{f.reason}] {f.message}{_denied_hint(f.message)}")
+            continue
+        except DecodeError as e:
+            r.fail(f"endpoint {endpoint}", f"[decode] GET {path}: {e}")
             continue
         answered[endpoint] = data
         size = f", {len(data)} items" if isinstance(data, list) else ""

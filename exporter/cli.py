@@ -10,7 +10,14 @@ from pathlib import Path
 from types import FrameType
 
 from exporter import __version__
-from exporter.settings import ConfigError, Settings, load_settings, parse_listen_address
+from exporter.auth import AuthError, TokenSource, start_up_check, token_source_from_settings
+from exporter.settings import (
+    ConfigError,
+    Settings,
+    help_text,
+    load_settings,
+    parse_listen_address,
+)
 
 log = logging.getLogger("exporter")
 
@@ -32,22 +39,32 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] == ["check"]:
         command, args = "check", args[1:]
     if any(a in ("-h", "--help") for a in args):
-        try:
-            load_settings(["--help"])
-        except SystemExit:
-            print(USAGE_EXTRA)
+        print(help_text() + USAGE_EXTRA)
         return 0
     try:
         settings = load_settings(args)
     except ConfigError as e:
-        print(f"slurm-exporter: {e}", file=sys.stderr)
-        return 2
+        return _refuse(str(e))
     _setup_logging(settings.log_level)
+    # the same start-up checks in every mode: bad configuration stops here, exit 2
+    try:
+        tokens: TokenSource = token_source_from_settings(settings)
+        for warning in start_up_check(tokens):
+            log.warning("%s", warning)
+    except AuthError as e:
+        return _refuse(str(e))
     if command == "check":
         from exporter.check import run_check  # only `check` needs it
 
         return run_check(settings)
-    return _run(settings)
+    return _run(settings, tokens)
+
+
+def _refuse(problems: str) -> int:
+    """Bad configuration: one line per problem on stderr, exit status 2."""
+    for line in problems.splitlines():
+        print(f"slurm-exporter: {line}", file=sys.stderr)
+    return 2
 
 
 def _setup_logging(level: str) -> None:
@@ -59,27 +76,23 @@ def _setup_logging(level: str) -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 
-def _run(settings: Settings) -> int:
-    from exporter.auth import AuthError, token_source_from_settings
+def _run(settings: Settings, tokens: TokenSource) -> int:
     from exporter.client import SlurmrestdClient
-    from exporter.cycle import Collection
+    from exporter.cycle import Collection, failure_lines
 
-    try:
-        tokens = token_source_from_settings(settings)
-    except AuthError as e:
-        print(f"slurm-exporter: {e}", file=sys.stderr)
-        return 2
-    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
-    if settings.once:
+    client = SlurmrestdClient(settings, tokens)
+    if settings.once:  # its failures are printed once, below, not logged as well
+        collection = Collection(settings, client, tokens, report_failures=False)
         try:
             snap = collection.run_once()
         finally:
             collection.close()
         sys.stdout.buffer.write(snap.exposition)
         sys.stdout.flush()
-        for endpoint, failure in snap.failures:
-            print(f"{endpoint}: {failure.reason}: {failure.message}", file=sys.stderr)
+        for line in failure_lines(snap.failures):
+            print(f"slurm-exporter: {line}", file=sys.stderr)
         return 0 if snap.all_up else 1
+    collection = Collection(settings, client, tokens)
 
     from exporter.server import make_app, serve
     from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
@@ -90,8 +103,7 @@ def _run(settings: Settings) -> int:
             web = load_web_config(settings.web_config_file)
         except WebConfigError as e:
             collection.close()
-            print(f"slurm-exporter: {e}", file=sys.stderr)
-            return 2
+            return _refuse(str(e))
     host, port = parse_listen_address(settings.listen_address)
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)

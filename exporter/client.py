@@ -22,11 +22,11 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from exporter.api.errors import SLURM_AUTH_ERROR, SlurmErrorEntry, parse_errors
+from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry, parse_errors
 from exporter.api.versions import refuses_tokens_with_bare_error
 from exporter.auth import AuthError, Credentials, TokenSource
 from exporter.errors import EndpointFailure
-from exporter.settings import Settings
+from exporter.settings import Settings, tls_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -108,7 +108,9 @@ class SlurmrestdClient:
             # the first renews it (a single `scontrol token` run), the others reuse that
             if first.reason != "auth" or not self._tokens.renew(creds):
                 raise
-            log.info("GET %s: token refused, retrying once with a renewed token", path)
+            # debug: a retry that fails is reported as the failure; one that works
+            # shows in slurm_exporter_token_renewals_total
+            log.debug("GET %s: token refused, retrying once with a renewed token", path)
             return self._fetch_once(path, self._credentials(path), sink, accept_304)
 
     def _credentials(self, path: str) -> Credentials:
@@ -198,29 +200,45 @@ def _until(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
 
 
 def classify_slurm_errors(
-    path: str, status: int, errors: list[SlurmErrorEntry], text: str = ""
+    path: str, status: int, errors: list[SlurmErrorEntry], text: str = "", envelope: bool = False
 ) -> EndpointFailure | None:
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
-    `auth` for a refused token, else `slurm_error`; None when there is neither."""
-    detail = _describe(errors) or text or "(empty body)"
+    `auth` for a refused token, else `slurm_error`; None when there is neither.
+
+    `text` is the start of the body, quoted only when the body is not slurmrestd's
+    JSON (`envelope`): Slurm's parsed errors are the detail, never its raw body.
+    """
     if _is_auth_failure(path, status, errors, text):
+        quoted = "" if envelope else _one_line(text)
+        seen = _describe(errors, names_only=True) or quoted or "no error details"
         return EndpointFailure(
             "auth",
-            f"GET {path}: HTTP {status}, slurmrestd refused the token ({detail}): it is "
-            "missing, expired (or this host's clock is off from slurmrestd's by more than "
-            "the token's lifespan), signed with another key than the cluster's "
-            "AuthAltParameters=jwt_key, or X-SLURM-USER-NAME differs from its 'sun' claim. "
-            "Fix the key file / user, or get a fresh token" + _ambiguous_2205(status, errors),
+            f"GET {path}: slurmrestd refused the token: it is missing, expired (or this "
+            "host's clock is off from slurmrestd's by more than the token's lifespan), "
+            "signed with another key than the cluster's AuthAltParameters=jwt_key, or "
+            "X-SLURM-USER-NAME differs from its 'sun' claim. Fix the key file / user, or "
+            f"get a fresh token{_ambiguous_2205(status, errors)} [HTTP {status}: {seen}]",
             status,
         )
     if errors:
         return EndpointFailure(
             "slurm_error",
-            f"GET {path}: HTTP {status}, Slurm reports: {detail}; if slurmctld is down or "
-            "unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
+            f"GET {path}: HTTP {status}, Slurm reports: {_describe(errors)}; if slurmctld is "
+            "down or unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
             status,
         )
     return None
+
+
+def slurm_error_failure(path: str, status: int, error: SlurmError) -> EndpointFailure:
+    """The failure for Slurm's errors in a 2xx answer (the adapter's SlurmError)."""
+    reported = classify_slurm_errors(path, status, error.errors)
+    return reported or EndpointFailure("slurm_error", f"GET {path}: {error}", status)
+
+
+def _one_line(text: str) -> str:
+    """A quoted body on one line: a message is one line per problem."""
+    return " ".join(text.split())
 
 
 def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
@@ -234,10 +252,11 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             "(it will be discovered again; see 'slurm-exporter check' for the versions served)",
             status,
         )
-    reported = classify_slurm_errors(path, status, errors, text)
+    envelope = _is_slurmrestd_envelope(body)
+    reported = classify_slurm_errors(path, status, errors, text, envelope)
     if reported is not None:
         return reported
-    if status >= 500 and _is_slurmrestd_envelope(body):
+    if status >= 500 and envelope:
         # what slurmrestd 24.11 answers on /partitions while slurmctld is down: 502 and
         # {"errors": [], "warnings": [], "meta": ...}, Slurm's own answer without details
         return EndpointFailure(
@@ -254,11 +273,11 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             f"{target or 'slurmrestd'}): point --slurmrestd-url at slurmrestd itself",
             status,
         )
-    detail = text or "(empty body)"
+    detail = "(its JSON, without error details)" if envelope else _one_line(text)
     return EndpointFailure(
         "http_error",
-        f"GET {path}: HTTP {status} from slurmrestd: {detail}; a proxy in between, or "
-        "slurmrestd overloaded? Check slurmrestd's log",
+        f"GET {path}: HTTP {status} from slurmrestd: {detail or '(empty body)'}; a proxy "
+        "in between, or slurmrestd overloaded? Check slurmrestd's log",
         status,
     )
 
@@ -316,11 +335,15 @@ def _is_auth_failure(path: str, status: int, errors: list[SlurmErrorEntry], text
     )
 
 
-def _describe(errors: list[SlurmErrorEntry]) -> str:
-    parts = []
+def _describe(errors: list[SlurmErrorEntry], names_only: bool = False) -> str:
+    """Slurm's errors, one line; `names_only` leaves out what differs per request
+    ("Unable to query jobs"), so that a refused token reads the same everywhere."""
+    parts: list[str] = []
     for e in errors[:3]:
-        words = [w for w in (e.error, e.description) if w]
-        parts.append(f"{' / '.join(words)} (error {e.error_number})")
+        words = [w for w in (e.error, "" if names_only else e.description) if w]
+        part = _one_line(f"{' / '.join(words)} (error {e.error_number})")
+        if part not in parts:
+            parts.append(part)
     return "; ".join(parts)
 
 
@@ -339,5 +362,5 @@ def _verify(settings: Settings) -> bool | ssl.SSLContext:
     if settings.tls_insecure_skip_verify:
         return False
     if settings.tls_ca_file is not None:
-        return ssl.create_default_context(cafile=str(settings.tls_ca_file))
+        return tls_context(settings.tls_ca_file)  # checked at start; ValueError if gone since
     return True

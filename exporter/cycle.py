@@ -13,13 +13,14 @@ import gzip
 import logging
 import os
 import pickle
+import re
 import struct
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,7 +40,7 @@ from exporter.api.errors import (
 from exporter.api.model import Meta, Response
 from exporter.api.versions import adapter_for, update_time_usable
 from exporter.auth import AuthError, TokenSource
-from exporter.client import SlurmrestdClient, classify_slurm_errors
+from exporter.client import SlurmrestdClient, slurm_error_failure
 from exporter.collectors import COLLECTORS, EndpointCollector
 from exporter.collectors.health import (
     EndpointHealth,
@@ -75,6 +76,7 @@ class _EndpointState:
     # the last full answer's last_update, to ask only for changes (?update_time=)
     last_update: int | None = None
     full_at: float = 0.0  # when that full answer came
+    news: bool = False  # last_failure started or changed in this cycle: say it loudly
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -113,8 +115,10 @@ class Collection:
         client: SlurmrestdClient,
         tokens: TokenSource,
         clock: Callable[[], float] = time.time,
+        report_failures: bool = True,
     ) -> None:
         self._settings = settings
+        self._report_failures = report_failures  # log them (--once prints them itself)
         self._client = client
         self._tokens = tokens
         self._clock = clock
@@ -152,6 +156,7 @@ class Collection:
             for fut in futures:
                 fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
+        self._log_failures()
         self.snapshot = self._publish(cycle_seconds)
         return self.snapshot
 
@@ -295,8 +300,7 @@ class Collection:
             if since is not None and SLURM_NO_CHANGE_IN_DATA in e.error_numbers:
                 return None  # older slurmrestd: "no change" as an error
             # the same reasons as for an error status: auth or slurm_error
-            reported = classify_slurm_errors(path, status, e.errors)
-            raise reported or EndpointFailure("slurm_error", f"GET {path}: {e}", status) from None
+            raise slurm_error_failure(path, status, e) from None
 
     def _since(self, endpoint: str, st: _EndpointState) -> int | None:
         """The update_time to ask with: only once a full answer is in hand, still good,
@@ -323,12 +327,24 @@ class Collection:
         st.errors[failure.reason] += 1
         this = (failure.reason, failure.message)
         # Say it loudly when it starts or changes; a repeat each cycle only at debug.
-        level = logging.DEBUG if st.last_failure == this else logging.WARNING
-        stale = " (serving its last good data)" if st.last_success is not None else ""
-        log.log(level, "%s failed [%s]%s: %s", endpoint, failure.reason, stale, failure.message)
+        st.news = st.last_failure != this
         st.last_failure = this
         if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
             log.debug("token source: %s", self._tokens.description)
+
+    def _log_failures(self) -> None:
+        """One line per problem: endpoints failing for the same cause share it."""
+        if not self._report_failures:
+            return
+        for news in (True, False):
+            failing = [
+                (e, EndpointFailure(*st.last_failure))
+                for e, st in self._states.items()
+                if not st.up and st.last_failure is not None and st.news == news
+            ]
+            stale = {e for e, st in self._states.items() if st.last_success is not None}
+            for line in failure_lines(failing, stale):
+                log.log(logging.WARNING if news else logging.DEBUG, "%s", line)
 
     def _publish(self, cycle_seconds: float) -> Snapshot:
         try:
@@ -361,6 +377,36 @@ class Collection:
             all_up=all(st.up for st in self._states.values()),
             failures=failures,
         )
+
+
+# A failure's message: "GET <path>: <cause and fix>[ [HTTP <status>: <what it said>]]"
+_MESSAGE = re.compile(r"^(?:GET \S+: )?(?P<cause>.*?)(?: \[(?P<seen>HTTP [^\]]*)\])?$")
+
+
+def failure_lines(
+    failures: Iterable[tuple[str, EndpointFailure]], stale: Container[str] = ()
+) -> list[str]:
+    """'diag, jobs failed [auth]: ...': one line per cause, not one per endpoint.
+
+    Failures alike but for the path and the answer they name (a refused token on
+    every endpoint) are one cause: said once, with what each answer said.
+    """
+    groups: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for endpoint, f in failures:
+        m = _MESSAGE.match(f.message)
+        cause, seen = (m["cause"], m["seen"] or "") if m else (f.message, "")
+        groups.setdefault((f.reason, cause), []).append((endpoint, f.message, seen))
+    lines = []
+    for (reason, cause), members in groups.items():
+        messages = {message for _, message, _ in members}
+        shown = messages.pop() if len(messages) == 1 else cause
+        seen = list(dict.fromkeys(s for _, _, s in members if s))
+        if len(messages) > 1 and seen:
+            shown += f" [{'; '.join(seen)}]"
+        names = [endpoint for endpoint, _, _ in members]
+        kept = " (serving the last good data)" if all(e in stale for e in names) else ""
+        lines.append(f"{', '.join(names)} failed [{reason}]{kept}: {shown}")
+    return lines
 
 
 # --- the collection process (server mode) --------------------------------------------
@@ -449,12 +495,12 @@ def worker_main() -> None:
         except (BrokenPipeError, OSError):
             stop.set()
 
-    try:
+    try:  # checked by the parent at start: this fails only if a file changed since
         tokens = token_source_from_settings(settings)
-    except AuthError as e:
+        collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
+    except (AuthError, ValueError) as e:
         log.error("collection process: %s", e)
         sys.exit(2)
-    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
     try:
         collection.run_in_process(stop, publish)
     finally:

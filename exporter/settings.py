@@ -1,25 +1,28 @@
 """Settings: command-line flags, SLURM_EXPORTER_* variables and an optional config file.
 
 Precedence, highest first: flags, environment, config file, defaults. Every
-setting is validated up front so that a bad value stops the exporter at start
-with a message naming the flag and the variable, never later in a cycle.
+setting is validated up front, so that bad configuration stops the exporter at
+start (exit 2) with one line per problem naming where the bad value came from:
+the flag, the variable, or the file and line. Faults that come later (slurmrestd
+down, a key rotated or gone) are reported and survived by the cycle instead.
 """
 
 from __future__ import annotations
 
+import argparse
+import difflib
+import json
+import os
 import re
+import ssl
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic.fields import FieldInfo
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -27,57 +30,29 @@ ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
+# Bounds of the numeric settings. Below a millisecond a duration is a typo, not a
+# setting; the upper bounds keep every wait a number the OS accepts (an infinite or
+# 1e300 s wait raises OverflowError) and are far beyond any sensible value.
+SECONDS_MIN = 0.001
+INTERVAL_MAX = 86400.0  # a day
+TIMEOUT_MAX = 3600.0
+JWT_LIFESPAN_MIN = 5
+# Slurm's auth_p_token_generate() takes the lifespan as an int and refuses <= 0
+# (src/plugins/auth/jwt/auth_jwt.c:752 in slurm-26-05-3-1)
+JWT_LIFESPAN_MAX = 2**31 - 1
+
 
 class ConfigError(Exception):
     """A setting is invalid; the message names it and says what is expected."""
 
 
-class _ConfigFileSource(PydanticBaseSettingsSource):
-    """Values from a TOML or YAML file given by --config-file (lowest but defaults)."""
-
-    path: ClassVar[Path | None] = None
-
-    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        return None, field_name, False  # unused: __call__ returns everything at once
-
-    def __call__(self) -> dict[str, Any]:
-        path = type(self).path
-        if path is None:
-            return {}
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"--config-file {path}: cannot read it: {e.strerror}") from None
-        try:
-            if path.suffix in (".yaml", ".yml"):
-                import yaml  # only needed for YAML config files
-
-                data = yaml.safe_load(text) or {}
-            else:
-                data = tomllib.loads(text)
-        except Exception as e:  # both parsers raise their own error types
-            raise ConfigError(f"--config-file {path}: not valid {path.suffix[1:]}: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"--config-file {path}: expected a mapping of setting: value")
-        # accept both spellings: slurmrestd-url and slurmrestd_url
-        return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
-class Settings(BaseSettings):
+class Settings(BaseModel):
     """Prometheus exporter for Slurm: reads slurmrestd, serves /metrics.
 
     Each flag --x-y is also the variable SLURM_EXPORTER_X_Y and the key x-y of --config-file.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        cli_kebab_case=True,
-        cli_implicit_flags=True,
-        cli_prog_name="slurm-exporter",
-        cli_avoid_json=True,
-        cli_hide_none_type=True,
-        extra="forbid",
-    )
+    model_config = ConfigDict(extra="forbid")
 
     # --- where slurmrestd is
     slurmrestd_url: str = Field(
@@ -90,7 +65,7 @@ class Settings(BaseSettings):
         description="slurmrestd API version to use, e.g. v0.0.42; 'auto' picks the newest "
         "version that both slurmrestd and the exporter support",
     )
-    timeout: float = Field(10.0, gt=0, description="timeout of one request, in seconds")
+    timeout: float = Field(10.0, description="timeout of one request, in seconds")
     tls_ca_file: Path | None = Field(
         None, description="CA bundle to verify an https slurmrestd (unset: the system CAs)"
     )
@@ -116,7 +91,7 @@ class Settings(BaseSettings):
     )
     jwt_user: str | None = Field(None, description="user name put in minted or scontrol tokens")
     jwt_lifespan: int = Field(
-        1800, ge=5, description="lifespan of minted or scontrol tokens, in seconds (>= 5)"
+        1800, description="lifespan of minted or scontrol tokens, in seconds (>= 5)"
     )
     token_file: Path | None = Field(
         None, description="file holding a JWT (re-read when it changes), e.g. from a renewer"
@@ -146,7 +121,7 @@ class Settings(BaseSettings):
     # --- serving
     listen_address: str = Field(":9341", description="address:port to serve /metrics on")
     telemetry_path: str = Field("/metrics", description="path of the metrics page")
-    interval: float = Field(30.0, gt=0, description="seconds between collection cycles")
+    interval: float = Field(30.0, description="seconds between collection cycles")
     once: bool = Field(
         False,
         description="run one collection cycle, print the metrics and exit (0 if every "
@@ -161,7 +136,9 @@ class Settings(BaseSettings):
         "info", description="least severe log level written to stderr"
     )
     config_file: Path | None = Field(
-        None, description="TOML or YAML file of settings (keys as the flags, without --)"
+        None,
+        description="TOML, YAML (.yaml, .yml) or JSON (.json) file of settings (keys as "
+        "the flags, without --)",
     )
 
     @field_validator("slurmrestd_url")
@@ -171,6 +148,7 @@ class Settings(BaseSettings):
         if parts.scheme in ("http", "https"):
             if not parts.hostname:
                 raise ValueError(f"no host in {v!r}; expected e.g. http://slurm-head:6820")
+            _check_url_port(v)
             return v.rstrip("/")
         if parts.scheme == "unix":
             if not parts.path:
@@ -192,6 +170,28 @@ class Settings(BaseSettings):
     @classmethod
     def _check_listen(cls, v: str) -> str:
         parse_listen_address(v)
+        return v
+
+    @field_validator("interval")
+    @classmethod
+    def _check_interval(cls, v: float) -> float:
+        return _in_range(v, SECONDS_MIN, INTERVAL_MAX, "seconds")
+
+    @field_validator("timeout")
+    @classmethod
+    def _check_timeout(cls, v: float) -> float:
+        return _in_range(v, SECONDS_MIN, TIMEOUT_MAX, "seconds")
+
+    @field_validator("jwt_lifespan")
+    @classmethod
+    def _check_lifespan(cls, v: int) -> int:
+        return int(_in_range(v, JWT_LIFESPAN_MIN, JWT_LIFESPAN_MAX, "seconds"))
+
+    @field_validator("tls_ca_file")
+    @classmethod
+    def _check_ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            tls_context(v)
         return v
 
     @field_validator("telemetry_path")
@@ -225,17 +225,6 @@ class Settings(BaseSettings):
     def enabled_endpoints(self) -> tuple[str, ...]:
         return tuple(e for e in ENDPOINTS if getattr(self, f"collector_{e}"))
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
-
 
 # The name of the key's credential in systemd's $CREDENTIALS_DIRECTORY (LoadCredential=).
 JWT_KEY_CREDENTIAL = "jwt_key"
@@ -260,43 +249,260 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def _flag_and_env(field: str) -> str:
-    return f"--{field.replace('_', '-')} / {ENV_PREFIX}{field.upper()}"
+def _in_range(v: float, low: float, high: float, unit: str) -> float:
+    # written so that nan fails too (every comparison with nan is False)
+    if not low <= v <= high:
+        raise ValueError(f"must be from {low:g} to {high:.10g} {unit}")
+    return v
 
 
-def describe_validation_error(err: ValidationError) -> str:
-    """One line per bad setting, naming the flag and the variable."""
-    lines = []
-    for e in err.errors():
-        loc = [str(p) for p in e["loc"]]
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        if loc:
-            got = e.get("input")
-            shown = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
-            lines.append(f"invalid setting {_flag_and_env(loc[0])}: {msg}{shown}")
-        else:
-            lines.append(f"invalid settings: {msg}")
-    return "\n".join(lines)
-
-
-def load_settings(args: list[str]) -> Settings:
-    """Parse flags (and the environment, and --config-file); raise ConfigError when invalid."""
-    from pydantic_settings import CliApp
-
-    _ConfigFileSource.path = _find_config_file(args)
+def _check_url_port(url: str) -> None:
     try:
-        return CliApp.run(Settings, cli_args=args)
+        port = urlsplit(url).port  # raises ValueError when out of range or not a number
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"the port in {url!r} is not a number from 1 to 65535")
+
+
+def tls_context(ca_file: Path) -> ssl.SSLContext:
+    """An SSL context trusting `ca_file`; ValueError (naming the file and the fix) if the
+    file cannot be read or holds no certificate."""
+    fix = (
+        "give the PEM file of the CA that signed slurmrestd's certificate, or leave "
+        "--tls-ca-file unset to use the system CAs"
+    )
+    try:
+        return ssl.create_default_context(cafile=str(ca_file))
+    except OSError as e:
+        if isinstance(e, ssl.SSLError):
+            raise ValueError(f"{ca_file} holds no PEM certificate ({e.reason}); {fix}") from None
+        raise ValueError(f"cannot read {ca_file}: {e.strerror}; {fix}") from None
+
+
+# --- where each value comes from: flags, variables, the config file ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Value:
+    value: Any
+    where: str  # "--interval", "SLURM_EXPORTER_INTERVAL", "/etc/x.toml:3: interval"
+
+
+def flag_of(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def env_of(field: str) -> str:
+    return ENV_PREFIX + field.upper()
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse's own errors print usage and exit
+        m = re.match(r"argument (--[\w-]+)/(--no-[\w-]+): ignored explicit argument", message)
+        if m:  # --once=yes
+            message = f"{m[1]} takes no value: say {m[1]} or {m[2]}"
+        raise ConfigError(message.removeprefix("argument "))
+
+
+def _parser() -> _Parser:
+    parser = _Parser(
+        prog="slurm-exporter",
+        description="Prometheus exporter for Slurm: reads slurmrestd, serves /metrics. Each "
+        f"flag --x-y is also the variable {ENV_PREFIX}X_Y and the key x-y of --config-file.",
+        allow_abbrev=False,  # --int must not silently mean --interval
+        add_help=False,
+    )
+    parser.add_argument(
+        "-h", "--help", action="store_true", default=argparse.SUPPRESS, help="show this help"
+    )
+    for name, info in Settings.model_fields.items():
+        if info.annotation is bool:
+            action: Any = argparse.BooleanOptionalAction
+            parser.add_argument(
+                flag_of(name),
+                dest=name,
+                action=action,
+                default=argparse.SUPPRESS,
+                help=info.description,
+            )
+        else:
+            parser.add_argument(
+                flag_of(name),
+                dest=name,
+                default=argparse.SUPPRESS,
+                help=info.description,
+                metavar=_metavar(name, info.annotation),
+            )
+    return parser
+
+
+def _metavar(name: str, annotation: Any) -> str:
+    text = str(annotation)
+    if "Literal" in text or name in ("auth", "log_level"):
+        return "{" + ",".join(re.findall(r"'([^']+)'", text)) + "}"
+    for kind, shown in (("Path", "PATH"), ("float", "SECONDS"), ("int", "SECONDS")):
+        if kind in text:
+            return shown
+    return name.split("_")[-1].upper()
+
+
+def help_text() -> str:
+    return _parser().format_help()
+
+
+def _from_flags(args: list[str]) -> dict[str, _Value]:
+    parsed, rest = _parser().parse_known_args(args)
+    if rest:
+        flags = [flag_of(f) for f in Settings.model_fields] + [
+            "--no-" + flag_of(f)[2:]
+            for f, i in Settings.model_fields.items()
+            if i.annotation is bool
+        ]
+        word = rest[0]
+        if word.startswith("-"):
+            name = word.split("=", 1)[0]
+            raise ConfigError(f"unknown flag {name}{_did_you_mean(name, flags)}; see --help")
+        raise ConfigError(
+            f"unexpected argument {word!r}: flags take the form --name VALUE, and the only "
+            "subcommand is check (slurm-exporter check --flags)"
+        )
+    return {k: _Value(v, flag_of(k)) for k, v in vars(parsed).items() if k != "help"}
+
+
+def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, _Value], list[str]]:
+    known = {env_of(f): f for f in Settings.model_fields}
+    values, problems = {}, []
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX):
+            continue
+        if var not in known:
+            problems.append(f"{var}: unknown variable{_did_you_mean(var, list(known))}")
+        elif value != "":  # an empty variable (VAR= in an environment file) is unset
+            values[known[var]] = _Value(value, var)
+    return values, problems
+
+
+def _parse_file(path: Path, text: str) -> Any:
+    if path.suffix == ".json":
+        return json.loads(text)
+    if path.suffix in (".yaml", ".yml"):
+        import yaml  # only needed for YAML config files
+
+        return yaml.safe_load(text) or {}
+    return tomllib.loads(text)
+
+
+def _file_kind(path: Path) -> str:
+    if path.suffix == ".json":
+        return "JSON"
+    return "YAML" if path.suffix in (".yaml", ".yml") else "TOML"
+
+
+def _line_of(text: str, key: str) -> int | None:
+    """The line where `key` is set (TOML key =, YAML key:, JSON "key":), for messages."""
+    pattern = re.compile(rf"""(^|[\s{{,])["']?{re.escape(key)}["']?\s*[=:]""")
+    for number, line in enumerate(text.splitlines(), 1):
+        if pattern.search(line):
+            return number
+    return None
+
+
+def _from_file(path: Path, where: str) -> tuple[dict[str, _Value], list[str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
+        return {}, [f"{where}: cannot read {path}: {reason}"]
+    kind = _file_kind(path)
+    try:
+        data = _parse_file(path, text)
+    except Exception as e:  # each parser raises its own error types
+        detail = " ".join(str(e).split())
+        return {}, [
+            f"{path}: not valid {kind} ({detail}); config files are TOML, YAML (.yaml, .yml) "
+            "or JSON (.json)"
+        ]
+    if not isinstance(data, dict):
+        return {}, [f"{path}: expected a mapping of setting: value, got {type(data).__name__}"]
+    values, problems = {}, []
+    keys = [f.replace("_", "-") for f in Settings.model_fields]
+    for key, value in data.items():
+        line = _line_of(text, str(key))
+        at = f"{path}:{line}" if line else str(path)
+        field = str(key).replace("-", "_")  # both spellings: slurmrestd-url, slurmrestd_url
+        if field not in Settings.model_fields:
+            suggestion = _did_you_mean(str(key).replace("_", "-"), keys)
+            if isinstance(value, dict) and not suggestion:
+                suggestion = " (settings are top-level keys, not sections)"
+            problems.append(f"{at}: unknown key '{key}'{suggestion}")
+        else:
+            values[field] = _Value(value, f"{at}: {key}")
+    return values, problems
+
+
+_TYPE_MESSAGES = {
+    "float_parsing": "expected a number",
+    "float_type": "expected a number",
+    "int_parsing": "expected a whole number",
+    "int_type": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "bool_parsing": "expected true or false",
+    "bool_type": "expected true or false",
+    "string_type": "expected a string",
+    "path_type": "expected a path",
+}
+
+
+def _describe_error(e: Mapping[str, Any], sources: Mapping[str, _Value]) -> str:
+    loc = [str(p) for p in e["loc"]]
+    msg = str(e["msg"]).removeprefix("Value error, ")
+    if not loc:
+        return msg
+    kind = str(e["type"])
+    if kind == "literal_error":
+        msg = f"expected one of {e['ctx']['expected']}"
+    msg = _TYPE_MESSAGES.get(kind, msg)
+    source = sources.get(loc[0])
+    where = source.where if source else f"{flag_of(loc[0])} (default)"
+    got = source.value if source else e.get("input")
+    shown = f" (got {got!r})"
+    if isinstance(got, dict) or got is None or _quotes(msg, str(got)):
+        shown = ""
+    return f"{where}: {msg}{shown}"
+
+
+def _quotes(message: str, value: str) -> bool:
+    """Whether the message already shows the value (as a whole word)."""
+    return re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", message) is not None
+
+
+def describe_validation_error(err: ValidationError, sources: Mapping[str, _Value]) -> str:
+    """One line per bad setting, naming where its value came from."""
+    return "\n".join(_describe_error(e, sources) for e in err.errors())
+
+
+def load_settings(args: list[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Parse flags, the environment and --config-file; raise ConfigError (every problem,
+    one line each) when anything is invalid."""
+    env = os.environ if environ is None else environ
+    flags = _from_flags(args)
+    variables, problems = _from_env(env)
+    file_values: dict[str, _Value] = {}
+    config = flags.get("config_file") or variables.get("config_file")
+    if config is not None:
+        file_values, file_problems = _from_file(Path(str(config.value)), config.where)
+        problems += file_problems
+    sources = {**file_values, **variables, **flags}
+    try:
+        settings = Settings.model_validate({k: v.value for k, v in sources.items()})
     except ValidationError as e:
-        raise ConfigError(describe_validation_error(e)) from None
-
-
-def _find_config_file(args: list[str]) -> Path | None:
-    import os
-
-    for i, a in enumerate(args):
-        if a == "--config-file" and i + 1 < len(args):
-            return Path(args[i + 1])
-        if a.startswith("--config-file="):
-            return Path(a.split("=", 1)[1])
-    env = os.environ.get(ENV_PREFIX + "CONFIG_FILE")
-    return Path(env) if env else None
+        problems.append(describe_validation_error(e, sources))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return settings

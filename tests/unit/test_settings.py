@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -40,8 +41,8 @@ def test_yaml_config_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--interval", "0"], "--interval / SLURM_EXPORTER_INTERVAL"),
-        (["--timeout", "abc"], "--timeout / SLURM_EXPORTER_TIMEOUT"),
+        (["--interval", "0"], "--interval: must be from 0.001 to 86400 seconds (got '0')"),
+        (["--timeout", "abc"], "--timeout: expected a number (got 'abc')"),
         (["--slurmrestd-url", "ftp://x:1"], "unsupported scheme 'ftp'"),
         (["--slurmrestd-url", "http://"], "no host"),
         (["--api-version", "42"], "--api-version"),
@@ -51,7 +52,7 @@ def test_yaml_config_file(tmp_path: Path) -> None:
     ],
 )
 def test_bad_values_fail_fast_naming_the_setting(args: list[str], message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_settings(args)
 
 
@@ -64,7 +65,9 @@ def test_unknown_key_in_config_file_is_refused(tmp_path: Path) -> None:
 
 def test_cli_exits_2_with_the_message(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--interval", "-5"]) == 2
-    assert "invalid setting --interval / SLURM_EXPORTER_INTERVAL" in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        "slurm-exporter: --interval: must be from 0.001 to 86400 seconds (got '-5')\n"
+    )
 
 
 def test_cli_without_credentials_says_what_to_pass(
@@ -88,3 +91,104 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
 )
 def test_listen_address(text: str, parsed: tuple[str, int]) -> None:
     assert parse_listen_address(text) == parsed
+
+
+# ------------------------------------------- where a bad value came from (issue 10, item 6)
+def test_an_unknown_key_in_the_file_is_named_with_its_line_and_the_key_meant(
+    tmp_path: Path,
+) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("# the exporter\nintreval = 60\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(["--config-file", str(cfg)])
+    assert str(e.value) == f"{cfg}:2: unknown key 'intreval' (did you mean 'interval'?)"
+
+
+def test_a_bad_value_is_blamed_on_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("timeout: 5\ninterval: -1\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(["--config-file", str(cfg)])
+    assert str(e.value) == f"{cfg}:2: interval: must be from 0.001 to 86400 seconds (got -1)"
+    monkeypatch.setenv("SLURM_EXPORTER_TIMEOUT", "inf")
+    with pytest.raises(ConfigError, match=r"^SLURM_EXPORTER_TIMEOUT: must be .* \(got 'inf'\)"):
+        load_settings([])
+    with pytest.raises(ConfigError, match=r"^--timeout: must be from .* \(got 'nan'\)"):
+        load_settings(["--timeout", "nan"])
+
+
+def test_json_config_files_are_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"interval": 60, "nodes-per-node": true}')
+    s = load_settings(["--config-file", str(cfg)])
+    assert s.interval == 60 and s.nodes_per_node is True
+    cfg.write_text("interval = 60\n")
+    with pytest.raises(ConfigError, match=r"^.*c\.json: not valid JSON \("):
+        load_settings(["--config-file", str(cfg)])
+
+
+def test_unknown_flags_and_variables_suggest_the_one_meant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings(["--intreval", "5"])
+    assert str(e.value) == "unknown flag --intreval (did you mean '--interval'?); see --help"
+    with pytest.raises(ConfigError, match="unknown flag --int "):  # no abbreviations
+        load_settings(["--int", "5"])
+    monkeypatch.setenv("SLURM_EXPORTER_INTREVAL", "5")
+    with pytest.raises(ConfigError) as e:
+        load_settings([])
+    assert "did you mean 'SLURM_EXPORTER_INTERVAL'?" in str(e.value)
+
+
+def test_every_problem_is_said_at_once_one_line_each(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("timout = 5\n")
+    with pytest.raises(ConfigError) as e:
+        load_settings(["--config-file", str(cfg), "--interval", "0", "--log-level", "loud"])
+    assert len(str(e.value).splitlines()) == 3
+
+
+# ------------------------------------------------- numbers, ports, files (items 3 and 7)
+@pytest.mark.parametrize(
+    ("flag", "value"),
+    [("--interval", v) for v in ("1e-9", "inf", "nan", "-1", "0", "1e300")]
+    + [("--timeout", v) for v in ("1e-9", "inf", "nan", "-1", "0", "1e300")]
+    + [("--jwt-lifespan", v) for v in ("4", "-5", "nan", "1e3", str(2**31))],
+)
+def test_numbers_out_of_range_are_refused(flag: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{flag}: "):
+        load_settings([flag, value, "--auth", "none"])
+
+
+@pytest.mark.parametrize("url", ["http://h:65536", "http://h:99999", "https://h:0", "http://h:x"])
+def test_a_slurmrestd_port_out_of_range_is_refused_like_the_listen_port(url: str) -> None:
+    with pytest.raises(ConfigError, match=r"^--slurmrestd-url: the port in .* from 1 to 65535"):
+        load_settings(["--slurmrestd-url", url])
+
+
+def test_a_missing_or_garbage_ca_file_is_refused_naming_flag_file_and_fix(
+    tmp_path: Path,
+) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError) as e:
+        load_settings(["--tls-ca-file", str(missing)])
+    assert str(e.value).startswith(f"--tls-ca-file: cannot read {missing}: No such file")
+    assert "leave --tls-ca-file unset" in str(e.value)
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("garbage\n")
+    with pytest.raises(ConfigError, match=f"^--tls-ca-file: {garbage} holds no PEM certificate"):
+        load_settings(["--tls-ca-file", str(garbage)])
+
+
+@pytest.mark.parametrize("mode", [["--once"], ["check"], []])
+def test_a_missing_key_stops_every_mode_at_start(
+    mode: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [*mode, "--jwt-key-file", "/nonexistent/jwt.key", "--jwt-user", "exporter"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("slurm-exporter: --jwt-key-file: cannot read the JWT key /nonexistent")
+    assert "minted" not in err

@@ -8,9 +8,14 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from exporter import __version__
+from exporter.logs import setup_logging
 from exporter.settings import ConfigError, Settings, load_settings, parse_listen_address
+
+if TYPE_CHECKING:
+    from exporter.auth import TokenSource
 
 log = logging.getLogger("exporter")
 
@@ -42,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"slurm-exporter: {e}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
     if command == "check":
         from exporter.check import run_check  # only `check` needs it
 
@@ -50,48 +55,29 @@ def main(argv: list[str] | None = None) -> int:
     return _run(settings)
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-
-
 def _run(settings: Settings) -> int:
     from exporter.auth import AuthError, token_source_from_settings
-    from exporter.client import SlurmrestdClient
-    from exporter.cycle import Collection
 
-    try:
+    try:  # a bad key or token stops us here, before serving (the cycles use their own)
         tokens = token_source_from_settings(settings)
     except AuthError as e:
         print(f"slurm-exporter: {e}", file=sys.stderr)
         return 2
-    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
     if settings.once:
-        try:
-            snap = collection.run_once()
-        finally:
-            collection.close()
-        sys.stdout.buffer.write(snap.exposition)
-        sys.stdout.flush()
-        for endpoint, failure in snap.failures:
-            print(f"{endpoint}: {failure.reason}: {failure.message}", file=sys.stderr)
-        return 0 if snap.all_up else 1
+        return _once(settings, tokens)
 
     from exporter.server import make_app, serve
     from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
+    from exporter.worker import CollectionProcess
 
     web = WebConfig(path=Path())
     if settings.web_config_file is not None:
         try:
             web = load_web_config(settings.web_config_file)
         except WebConfigError as e:
-            collection.close()
             print(f"slurm-exporter: {e}", file=sys.stderr)
             return 2
+    collection = CollectionProcess(settings)
     host, port = parse_listen_address(settings.listen_address)
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)
@@ -124,8 +110,23 @@ def _run(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        collection.run_forever(stop)
+        collection.run(stop)
     finally:
         httpd.shutdown()
-        collection.close()
     return 0
+
+
+def _once(settings: Settings, tokens: TokenSource) -> int:
+    from exporter.client import SlurmrestdClient
+    from exporter.cycle import Collection
+
+    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
+    try:
+        snap = collection.run_once()
+    finally:
+        collection.close()
+    sys.stdout.buffer.write(snap.exposition)
+    sys.stdout.flush()
+    for endpoint, failure in snap.failures:
+        print(f"{endpoint}: {failure.reason}: {failure.message}", file=sys.stderr)
+    return 0 if snap.all_up else 1

@@ -3,7 +3,8 @@ and publish an immutable snapshot, already rendered, for /metrics to serve.
 
 /metrics never waits on slurmrestd: it serves the bytes of the last snapshot.
 A failing endpoint keeps its last good families (their age is visible in
-slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the others.
+slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the others,
+until they are older than --stale-data-max-age: then they are dropped.
 """
 
 from __future__ import annotations
@@ -67,10 +68,14 @@ class _EndpointState:
     # the last full answer's last_update, to ask only for changes (?update_time=)
     last_update: int | None = None
     full_at: float = 0.0  # when that full answer came
+    dropped: bool = False  # families dropped as too old (--stale-data-max-age)
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
 FULL_REFRESH_SECONDS = 300.0
+# --stale-data-max-age unset: a failing endpoint's last good data is served this many
+# --interval long (a few failed cycles), then dropped.
+STALE_INTERVALS = 5
 
 
 class _Families:
@@ -116,6 +121,8 @@ class Collection:
         if settings.api_version != "auto":
             self._adapter = adapter_for(settings.api_version)
         self._meta: Meta | None = None
+        max_age = settings.stale_data_max_age
+        self._max_age = STALE_INTERVALS * settings.interval if max_age is None else max_age
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
@@ -257,6 +264,7 @@ class Collection:
         st.families, st.up, st.duration = families, True, seconds
         st.last_success = self._clock()
         st.last_failure = None
+        st.dropped = False
 
     def _record_failure(self, endpoint: str, failure: EndpointFailure, seconds: float) -> None:
         st = self._states[endpoint]
@@ -270,6 +278,21 @@ class Collection:
         st.last_failure = this
         if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
             log.debug("token source: %s", self._tokens.description)
+        self._drop_if_too_old(endpoint, st)
+
+    def _drop_if_too_old(self, endpoint: str, st: _EndpointState) -> None:
+        """Stop serving a failing endpoint's last good data once it is too old to pass
+        for current (Prometheus then marks its series stale)."""
+        if st.dropped or st.last_success is None:
+            return
+        age = self._clock() - st.last_success
+        if age > self._max_age:
+            log.warning(
+                "%s: its last good data is %.0f s old, over --stale-data-max-age (%g s): "
+                "no longer served until the endpoint answers again",
+                endpoint, age, self._max_age,
+            )
+            st.families, st.dropped = [], True
 
     def _publish(self, cycle_seconds: float) -> Snapshot:
         try:
@@ -278,7 +301,9 @@ class Collection:
             expires_at = None
         health = collect_health(
             endpoints={
-                e: EndpointHealth(st.up, st.duration, st.last_success, dict(st.errors))
+                e: EndpointHealth(
+                    st.up, st.duration, st.last_success, dict(st.errors), st.dropped
+                )
                 for e, st in self._states.items()
             },
             token=TokenHealth(expires_at, self._tokens.renewals()),

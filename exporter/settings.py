@@ -142,6 +142,13 @@ class Settings(BaseSettings):
     listen_address: str = Field(":9341", description="address:port to serve /metrics on")
     telemetry_path: str = Field("/metrics", description="path of the metrics page")
     interval: float = Field(30.0, gt=0, description="seconds between collection cycles")
+    stale_data_max_age: float | None = Field(
+        None,
+        ge=0,
+        description="seconds a failing endpoint's last good metrics are still served, counted "
+        "from its last success; then they are dropped until it answers again (unset: 5 x "
+        "--interval; 0: dropped at the first failure)",
+    )
     once: bool = Field(
         False,
         description="run one collection cycle, print the metrics and exit (0 if every "

@@ -82,7 +82,7 @@ def _run(settings: Settings) -> int:
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)
     try:
-        httpd, _ = serve(host, port, app, web.tls)
+        httpd, _ = serve(host, port, app, web.tls, settings.web_max_connections)
     except OSError as e:
         print(
             f"slurm-exporter: cannot listen on {settings.listen_address}: {e.strerror}; "

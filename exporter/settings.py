@@ -141,6 +141,12 @@ class Settings(BaseSettings):
     # --- serving
     listen_address: str = Field(":9341", description="address:port to serve /metrics on")
     telemetry_path: str = Field("/metrics", description="path of the metrics page")
+    web_max_connections: int = Field(
+        256,
+        ge=1,
+        description="connections /metrics keeps open at once; beyond, the oldest one that "
+        "has not sent its request yet is dropped",
+    )
     interval: float = Field(30.0, gt=0, description="seconds between collection cycles")
     stale_data_max_age: float | None = Field(
         None,

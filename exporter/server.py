@@ -188,6 +188,7 @@ class MetricsServer:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, "accept")
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        expired_at = 0.0
         try:
             while not self._stopping.is_set():
                 for key, events in self._selector.select(timeout=0.25):
@@ -198,7 +199,10 @@ class MetricsServer:
                         self._take_answers()
                     else:
                         self._step(key.data, events)
-                self._expire(time.monotonic())
+                now = time.monotonic()
+                if now - expired_at > 0.1:  # not after every event: a scan of them all
+                    self._expire(now)
+                    expired_at = now
         finally:
             for conn in list(self._conns.values()):
                 self._close(conn)

@@ -121,11 +121,13 @@ def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
 
 T = TypeVar("T")
 
-# slurmrestd prints its answers with an indent of 2, and no string can hold a raw
-# newline. Within the array of `jobs` or `nodes`, its elements are the only objects that
-# open and close on lines indented by exactly 4 spaces, and the first "]" on a line
-# indented by 2 is the array's end. Past that end, other top-level arrays (`warnings`,
-# `errors`) are printed the same way, so gaps are looked for only before it.
+# slurmrestd prints its answers with json-c's JSON_C_TO_STRING_SPACED|PRETTY (an indent
+# of 2; src/plugins/serializer/json/serializer_json.c: slurm-22-05-9-1 l. 247,
+# slurm-24-11-7-1 l. 248, slurm-26-05-3-1 l. 280), and no string can hold a raw newline.
+# Within the array of `jobs` or `nodes`, its elements are the only objects that open and
+# close on lines indented by exactly 4 spaces, and the first "]" on a line indented by 2
+# is the array's end. Past that end, other top-level arrays (`warnings`, `errors`) are
+# printed the same way, so gaps are looked for only before it.
 _ELEMENT_GAP = b"\n    },\n    {"  # between two elements
 _ARRAY_END = b"\n  ]"
 _CLOSE = len(b"\n    }")

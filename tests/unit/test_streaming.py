@@ -78,6 +78,18 @@ def test_empty_array() -> None:
     assert streamed == whole and whole.data == []  # type: ignore[attr-defined]
 
 
+def test_empty_array_printed_over_two_lines() -> None:
+    """json-c may print an empty array as "[", a newline, the indent and "]"."""
+    doc = _doc()
+    doc["jobs"] = []
+    doc["warnings"] = [{"description": "a", "source": "b"}, {"description": "c", "source": "d"}]
+    body = _pretty(doc).replace(b'"jobs": []', b'"jobs": [\n  ]')
+    assert b'"jobs": [\n  ]' in body
+    whole, streamed = both("v0.0.45", "jobs", body, (1, 7))
+    assert streamed == whole and whole.data == []  # type: ignore[attr-defined]
+    assert whole.warnings == ("a", "c")  # type: ignore[attr-defined]
+
+
 def test_errors_raise_like_the_whole_decode() -> None:
     doc = _doc()
     doc["errors"] = [{"error_number": 1001, "error": "Unable to contact slurm controller"}]

@@ -1,11 +1,12 @@
 """The pipe between the server process and its collection process (server mode).
 
-The server process writes one frame on the child's stdin, the settings, and keeps stdin
-open: its closing (the server process is gone) stops the child. The child writes one
-frame per snapshot on its stdout. Frames are a 4-byte big-endian length and a payload
-that decoding cannot turn into code: the settings as JSON (validated by Settings again),
-a snapshot as msgpack of fixed types. A frame longer than MAX_FRAME, cut short, or not
-of those types is a FrameError: the reader drops the child, never trusts the rest.
+The server process writes one frame on the child's stdin (the settings, and how many
+times a collection process was started again) and keeps stdin open: its closing (the
+server process is gone) stops the child. The child writes one frame per snapshot on its
+stdout. Frames are a 4-byte big-endian length and a payload that decoding cannot turn
+into code: the start as JSON (the settings validated by Settings again), a snapshot as
+msgpack of fixed types. A frame longer than MAX_FRAME, cut short, or not of those types
+is a FrameError: the reader drops the child, never trusts the rest.
 """
 
 from __future__ import annotations
@@ -88,14 +89,24 @@ def decode_snapshot(payload: bytes) -> Snapshot:
     )
 
 
-def encode_settings(settings: Settings) -> bytes:
-    return settings.model_dump_json().encode()
+class _StartFrame(msgspec.Struct, frozen=True):
+    settings: msgspec.Raw  # Settings as JSON
+    restarts: dict[str, int]  # collection processes started again so far, by reason
 
 
-def decode_settings(payload: bytes) -> Settings:
+_start_decoder = msgspec.json.Decoder(_StartFrame)
+
+
+def encode_start(settings: Settings, restarts: dict[str, int]) -> bytes:
+    raw = msgspec.Raw(settings.model_dump_json().encode())
+    return msgspec.json.encode(_StartFrame(raw, restarts))
+
+
+def decode_start(payload: bytes) -> tuple[Settings, dict[str, int]]:
     """The settings as the server process validated them (not read again from the
-    environment or the config file)."""
+    environment or the config file), and its count of restarts."""
     try:
-        return Settings.model_validate_json(payload)
-    except ValueError as e:  # pydantic's ValidationError
-        raise FrameError(f"not settings: {e}") from None
+        frame = _start_decoder.decode(payload)
+        return Settings.model_validate_json(bytes(frame.settings)), frame.restarts
+    except (msgspec.DecodeError, ValueError) as e:  # ValueError: pydantic's
+        raise FrameError(f"not a start frame: {e}") from None

@@ -18,15 +18,19 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
-from exporter.cycle import Snapshot, first_snapshot
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.metrics_core import Metric
+
+from exporter.cycle import Snapshot, first_snapshot, render
 from exporter.pipe import (
     FrameError,
-    decode_settings,
     decode_snapshot,
-    encode_settings,
+    decode_start,
     encode_snapshot,
+    encode_start,
     read_frame,
     write_frame,
 )
@@ -54,6 +58,22 @@ _BOOT = (
 )
 
 
+RESTART_REASONS = ("exited", "stalled", "bad_frame")
+
+
+def collect_restarts(restarts: dict[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        "slurm_exporter_collection_process_restarts",
+        "Server mode: collection processes started again since the exporter started, by "
+        "reason: exited (it died), stalled (no snapshot for --interval + 5 x --timeout + "
+        "60 s), bad_frame (it sent something that is not a snapshot)",
+        labels=["reason"],
+    )
+    for reason in RESTART_REASONS:
+        family.add_metric([reason], float(restarts.get(reason, 0)))
+    return family
+
+
 def stall_bound(settings: Settings) -> float:
     """Seconds without a snapshot after which the collection process counts as stuck."""
     return settings.interval + _SERIAL_REQUESTS * settings.timeout + _STALL_MARGIN
@@ -67,13 +87,15 @@ class CollectionProcess:
         self._stall_after = stall_bound(settings) if stall_after is None else stall_after
         self.snapshot: Snapshot = first_snapshot()
         self._last_frame = time.monotonic()
+        self._bad_frame = False
+        self.restarts: Counter[str] = Counter()
 
     def run(self, stop: threading.Event) -> None:
         """Keep a collection process running until `stop` is set."""
         while not stop.is_set():
             started = time.monotonic()
-            proc = _start_child(self._settings)
-            self._last_frame = time.monotonic()
+            proc = _start_child(self._settings, dict(self.restarts))
+            self._last_frame, self._bad_frame = time.monotonic(), False
             reader = threading.Thread(
                 target=self._read_snapshots, args=(proc,), name="snapshots", daemon=True
             )
@@ -83,7 +105,9 @@ class CollectionProcess:
             reader.join(5)
             if stop.wait(0.2):  # the child went first on a signal to both of us
                 break
-            if not stalled:
+            reason = "stalled" if stalled else "bad_frame" if self._bad_frame else "exited"
+            self.restarts[reason] += 1
+            if reason == "exited":
                 log.error(
                     "the collection process exited (code %s); starting a new one",
                     proc.returncode,
@@ -113,11 +137,12 @@ class CollectionProcess:
                 self._last_frame = time.monotonic()
         except (FrameError, OSError) as e:  # start afresh rather than trust the rest
             log.error("bad snapshot from the collection process (%s); starting a new one", e)
+            self._bad_frame = True
             with contextlib.suppress(OSError):
                 proc.kill()
 
 
-def _start_child(settings: Settings) -> subprocess.Popen[bytes]:
+def _start_child(settings: Settings, restarts: dict[str, int]) -> subprocess.Popen[bytes]:
     import exporter
 
     top = str(Path(exporter.__file__).resolve().parent.parent)
@@ -128,7 +153,7 @@ def _start_child(settings: Settings) -> subprocess.Popen[bytes]:
         close_fds=True,
     )
     assert proc.stdin is not None
-    write_frame(proc.stdin, encode_settings(settings))
+    write_frame(proc.stdin, encode_start(settings, restarts))
     return proc
 
 
@@ -151,6 +176,7 @@ def _stop_child(proc: subprocess.Popen[bytes], kill: bool = False) -> None:
 
 def child_main() -> None:
     """The collection process: see CollectionProcess."""
+    import dataclasses
     import gzip
     import signal
 
@@ -169,8 +195,9 @@ def child_main() -> None:
     payload = read_frame(sys.stdin.buffer)
     if payload is None:
         return  # the server process went before sending the settings
-    settings = decode_settings(payload)
+    settings, restarts = decode_start(payload)
     setup_logging(settings.log_level)
+    restarted = render([collect_restarts(restarts)])  # the same in every snapshot
     stop = threading.Event()
 
     def parent_gone() -> None:
@@ -180,6 +207,7 @@ def child_main() -> None:
     threading.Thread(target=parent_gone, name="parent", daemon=True).start()
 
     def publish(snap: Snapshot) -> None:
+        snap = dataclasses.replace(snap, exposition=snap.exposition + restarted)
         # gzipped here, once per cycle, rather than by the server for every scrape
         gzipped = gzip.compress(snap.exposition, compresslevel=1)
         try:

@@ -99,6 +99,8 @@ def test_cycles_run_in_a_child_and_snapshots_come_back(cluster: tuple[str, Path]
         assert coll.snapshot.created_at >= served.created_at
         _wait(lambda: coll.snapshot.created_at > served.created_at)
         assert differences(truth, coll.snapshot.exposition.decode()) == []
+        assert b'slurm_exporter_collection_process_restarts_total{reason="exited"} 1.0' in (
+            coll.snapshot.exposition)
     finally:
         stop.set()
         loop.join(30)
@@ -198,6 +200,8 @@ def test_a_stuck_collection_process_is_replaced(cluster: tuple[str, Path]) -> No
         assert child not in _workers()  # killed, not left stopped
         _wait(lambda: coll.snapshot.created_at > served.created_at)
         assert coll.snapshot.all_up
+        assert b'slurm_exporter_collection_process_restarts_total{reason="stalled"} 1.0' in (
+            coll.snapshot.exposition)
     finally:
         stop.set()
         loop.join(30)
@@ -256,7 +260,7 @@ def test_a_bad_frame_drops_the_child_and_never_the_server(
     good = pipe.encode_snapshot(Snapshot(b"# good\n", 5.0, True), b"")
     proc = _Proc(struct.pack("!I", len(good)) + good + _bad_stream(kind, marker))
     coll._read_snapshots(proc)  # type: ignore[arg-type]
-    assert proc.killed
+    assert proc.killed and coll._bad_frame  # counted as reason="bad_frame" at the restart
     assert coll.snapshot.exposition == b"# good\n"  # the last good one stays served
     assert "bad snapshot from the collection process" in caplog.text
     assert not marker.exists()
@@ -273,6 +277,9 @@ def test_snapshots_and_settings_cross_the_pipe_unchanged() -> None:
     assert (endpoint, failure.reason, failure.message, failure.status) == (
         "jobs", "auth", "refused", 401)
     settings = load_settings(["--auth", "none", "--interval", "7", "--no-collector-diag"])
-    assert pipe.decode_settings(pipe.encode_settings(settings)) == settings
+    assert pipe.decode_start(pipe.encode_start(settings, {"stalled": 2})) == (
+        settings, {"stalled": 2})
+    with pytest.raises(pipe.FrameError):
+        pipe.decode_start(b'{"settings": {"interval": -1}, "restarts": {}}')
     with pytest.raises(pipe.FrameError):
         pipe.decode_snapshot(pipe.encode_snapshot(snap, b"")[:-3])

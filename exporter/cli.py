@@ -11,6 +11,7 @@ from types import FrameType
 
 from exporter import __version__
 from exporter.auth import AuthError, TokenSource, start_up_check, token_source_from_settings
+from exporter.logs import setup_logging
 from exporter.settings import (
     ConfigError,
     Settings,
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args)
     except ConfigError as e:
         return _refuse(str(e))
-    _setup_logging(settings.log_level)
+    setup_logging(settings.log_level)
     # the same start-up checks in every mode: bad configuration stops here, exit 2
     try:
         tokens: TokenSource = token_source_from_settings(settings)
@@ -67,48 +68,26 @@ def _refuse(problems: str) -> int:
     return 2
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
-
-
 def _run(settings: Settings, tokens: TokenSource) -> int:
-    from exporter.client import SlurmrestdClient
-    from exporter.cycle import Collection, failure_lines
-
-    client = SlurmrestdClient(settings, tokens)
-    if settings.once:  # its failures are printed once, below, not logged as well
-        collection = Collection(settings, client, tokens, report_failures=False)
-        try:
-            snap = collection.run_once()
-        finally:
-            collection.close()
-        sys.stdout.buffer.write(snap.exposition)
-        sys.stdout.flush()
-        for line in failure_lines(snap.failures):
-            print(f"slurm-exporter: {line}", file=sys.stderr)
-        return 0 if snap.all_up else 1
-    collection = Collection(settings, client, tokens)
+    if settings.once:
+        return _once(settings, tokens)
 
     from exporter.server import make_app, serve
     from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
+    from exporter.worker import CollectionProcess
 
     web = WebConfig(path=Path())
     if settings.web_config_file is not None:
         try:
             web = load_web_config(settings.web_config_file)
         except WebConfigError as e:
-            collection.close()
             return _refuse(str(e))
+    collection = CollectionProcess(settings)
     host, port = parse_listen_address(settings.listen_address)
     app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)
     try:
-        httpd, _ = serve(host, port, app, web.tls)
+        httpd, _ = serve(host, port, app, web.tls, settings.web_max_connections)
     except OSError as e:
         print(
             f"slurm-exporter: cannot listen on {settings.listen_address}: {e.strerror}; "
@@ -136,8 +115,25 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
-        collection.run_forever(stop)
+        collection.run(stop)
     finally:
         httpd.shutdown()
-        collection.close()
     return 0
+
+
+def _once(settings: Settings, tokens: TokenSource) -> int:
+    from exporter.client import SlurmrestdClient
+    from exporter.cycle import Collection, failure_lines
+
+    # its failures are printed once, below, not logged as well
+    client = SlurmrestdClient(settings, tokens)
+    collection = Collection(settings, client, tokens, report_failures=False)
+    try:
+        snap = collection.run_once()
+    finally:
+        collection.close()
+    sys.stdout.buffer.write(snap.exposition)
+    sys.stdout.flush()
+    for line in failure_lines(snap.failures):
+        print(f"slurm-exporter: {line}", file=sys.stderr)
+    return 0 if snap.all_up else 1

@@ -3,28 +3,21 @@ and publish an immutable snapshot, already rendered, for /metrics to serve.
 
 /metrics never waits on slurmrestd: it serves the bytes of the last snapshot.
 A failing endpoint keeps its last good families (their age is visible in
-slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the others.
+slurm_exporter_endpoint_last_success_timestamp_seconds) and does not blank the others,
+until they are older than --stale-data-max-age: then they are dropped.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gzip
 import logging
-import os
-import pickle
 import re
-import struct
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
@@ -77,10 +70,14 @@ class _EndpointState:
     last_update: int | None = None
     full_at: float = 0.0  # when that full answer came
     news: bool = False  # last_failure started or changed in this cycle: say it loudly
+    dropped: bool = False  # families dropped as too old (--stale-data-max-age)
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
 FULL_REFRESH_SECONDS = 300.0
+# --stale-data-max-age unset: a failing endpoint's last good data is served this many
+# --interval long (a few failed cycles), then dropped.
+STALE_INTERVALS = 5
 
 
 class _Families:
@@ -98,6 +95,13 @@ def _partial_answer_failed(failure: EndpointFailure) -> bool:
     26.05.2 answer on /nodes when nodes changed and partitions did not (see
     exporter.api.versions.update_time_usable); asking again in full is the cure."""
     return failure.status == 500 and failure.reason == "slurm_error"
+
+
+def first_snapshot(clock: Callable[[], float] = time.time) -> Snapshot:
+    """Until the first cycle ends, /metrics says who we are, and nothing about Slurm."""
+    return Snapshot(
+        exposition=render([collect_build_info(__version__)]), created_at=clock(), all_up=False
+    )
 
 
 def render(families: Iterable[Metric]) -> bytes:
@@ -128,15 +132,12 @@ class Collection:
         if settings.api_version != "auto":
             self._adapter = adapter_for(settings.api_version)
         self._meta: Meta | None = None
+        max_age = settings.stale_data_max_age
+        self._max_age = STALE_INTERVALS * settings.interval if max_age is None else max_age
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
-        # Until the first cycle ends /metrics says who we are, and nothing about Slurm.
-        self.snapshot = Snapshot(
-            exposition=render([collect_build_info(__version__)]),
-            created_at=clock(),
-            all_up=False,
-        )
+        self.snapshot = first_snapshot(clock)
         self.served_versions: list[str] = []
 
     def close(self) -> None:
@@ -160,33 +161,6 @@ class Collection:
         self.snapshot = self._publish(cycle_seconds)
         return self.snapshot
 
-    def run_forever(self, stop: threading.Event) -> None:
-        """Cycle every --interval until `stop` is set (cycles never overlap), in a child
-        process whose snapshots this process serves.
-
-        A cycle on a large cluster keeps a CPU busy for seconds decoding JSON; in this
-        process it would hold the GIL against the /metrics server thread (tens of ms per
-        scrape). The child runs `run_in_process` and sends every snapshot over a pipe;
-        if it dies, the last snapshot is kept and a new child started.
-        """
-        while not stop.is_set():
-            started = time.monotonic()
-            proc = _start_worker(self._settings)
-            reader = threading.Thread(
-                target=self._read_snapshots, args=(proc,), name="snapshots", daemon=True
-            )
-            reader.start()
-            while not stop.is_set() and proc.poll() is None:
-                stop.wait(0.5)
-            _stop_worker(proc)
-            reader.join(5)
-            if stop.wait(0.2):  # the child went first on a signal to both of us
-                break
-            log.error(
-                "the collection process exited (code %s); starting a new one", proc.returncode
-            )
-            stop.wait(max(0.0, min(self._settings.interval, 10.0) - (time.monotonic() - started)))
-
     def run_in_process(
         self, stop: threading.Event, publish: Callable[[Snapshot], None] | None = None
     ) -> None:
@@ -202,28 +176,6 @@ class Collection:
                 if publish is not None:
                     publish(snap)
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
-
-    def _read_snapshots(self, proc: subprocess.Popen[bytes]) -> None:
-        assert proc.stdout is not None
-        try:
-            self._read_frames(proc.stdout)
-        except Exception:  # a garbled frame: start afresh rather than serve it forever
-            log.exception("bad snapshot from the collection process; restarting it")
-            proc.terminate()
-
-    def _read_frames(self, stream: IO[bytes]) -> None:
-        while (frame := _read_frame(stream)) is not None:
-            exposition, gzipped, created_at, all_up, failures = pickle.loads(frame)
-            self.snapshot = Snapshot(
-                exposition=exposition,
-                created_at=created_at,
-                all_up=all_up,
-                failures=tuple(
-                    (e, EndpointFailure(reason, message, status))
-                    for e, reason, message, status in failures
-                ),
-                gzipped=gzipped,
-            )
 
     # -------------------------------------------------------------- internals
     def _current_adapter(self) -> Adapter:
@@ -320,6 +272,7 @@ class Collection:
         st.families, st.up, st.duration = families, True, seconds
         st.last_success = self._clock()
         st.last_failure = None
+        st.dropped = False
 
     def _record_failure(self, endpoint: str, failure: EndpointFailure, seconds: float) -> None:
         st = self._states[endpoint]
@@ -331,6 +284,21 @@ class Collection:
         st.last_failure = this
         if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
             log.debug("token source: %s", self._tokens.description)
+        self._drop_if_too_old(endpoint, st)
+
+    def _drop_if_too_old(self, endpoint: str, st: _EndpointState) -> None:
+        """Stop serving a failing endpoint's last good data once it is too old to pass
+        for current (Prometheus then marks its series stale)."""
+        if st.dropped or st.last_success is None:
+            return
+        age = self._clock() - st.last_success
+        if age > self._max_age:
+            log.warning(
+                "%s: its last good data is %.0f s old, over --stale-data-max-age (%g s): "
+                "no longer served until the endpoint answers again",
+                endpoint, age, self._max_age,
+            )
+            st.families, st.dropped = [], True
 
     def _log_failures(self) -> None:
         """One line per problem: endpoints failing for the same cause share it."""
@@ -353,7 +321,9 @@ class Collection:
             expires_at = None
         health = collect_health(
             endpoints={
-                e: EndpointHealth(st.up, st.duration, st.last_success, dict(st.errors))
+                e: EndpointHealth(
+                    st.up, st.duration, st.last_success, dict(st.errors), st.dropped
+                )
                 for e, st in self._states.items()
             },
             token=TokenHealth(expires_at, self._tokens.renewals()),
@@ -408,100 +378,3 @@ def failure_lines(
         lines.append(f"{', '.join(names)} failed [{reason}]{kept}: {shown}")
     return lines
 
-
-# --- the collection process (server mode) --------------------------------------------
-# The parent writes the pickled Settings on the child's stdin and keeps stdin open:
-# its closing (the parent is gone) stops the child. The child writes every snapshot
-# to its stdout as a length-prefixed pickle; its logs go to stderr, as the parent's.
-
-_FRAME = struct.Struct("!Q")
-
-
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    import exporter
-
-    env = dict(os.environ)
-    top = str(Path(exporter.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (top, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from exporter.cycle import worker_main; worker_main()"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        close_fds=True,
-    )
-    assert proc.stdin is not None
-    proc.stdin.write(pickle.dumps(settings))
-    proc.stdin.flush()
-    return proc
-
-
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            with contextlib.suppress(OSError):
-                pipe.close()
-
-
-def _read_frame(stream: IO[bytes]) -> bytes | None:
-    head = stream.read(_FRAME.size)
-    if len(head) < _FRAME.size:
-        return None
-    (size,) = _FRAME.unpack(head)
-    data = stream.read(size)
-    return data if len(data) == size else None
-
-
-def worker_main() -> None:
-    """The collection process: see Collection.run_forever."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us too; the parent stops us
-    # Batch work: let the scheduler prefer the server process (and whatever else runs on
-    # the host) when they want a CPU while a cycle decodes a large answer.
-    with contextlib.suppress(OSError):
-        os.nice(10)
-    out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)  # a stray print must not break the frames
-    settings: Settings = pickle.load(sys.stdin.buffer)
-    from exporter.auth import AuthError, token_source_from_settings
-    from exporter.cli import _setup_logging
-
-    _setup_logging(settings.log_level)
-    stop = threading.Event()
-
-    def parent_gone() -> None:
-        sys.stdin.buffer.read()  # returns at EOF: the parent closed our stdin or died
-        stop.set()
-
-    threading.Thread(target=parent_gone, name="parent", daemon=True).start()
-
-    def publish(snap: Snapshot) -> None:
-        failures = [(e, f.reason, f.message, f.status) for e, f in snap.failures]
-        # gzipped here, once per cycle, rather than by the server for every scrape
-        gzipped = gzip.compress(snap.exposition, compresslevel=1)
-        data = pickle.dumps((snap.exposition, gzipped, snap.created_at, snap.all_up, failures))
-        try:
-            out.write(_FRAME.pack(len(data)))
-            out.write(data)
-            out.flush()
-        except (BrokenPipeError, OSError):
-            stop.set()
-
-    try:  # checked by the parent at start: this fails only if a file changed since
-        tokens = token_source_from_settings(settings)
-        collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens)
-    except (AuthError, ValueError) as e:
-        log.error("collection process: %s", e)
-        sys.exit(2)
-    try:
-        collection.run_in_process(stop, publish)
-    finally:
-        collection.close()

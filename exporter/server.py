@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import logging
+import queue
+import selectors
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler
 
 from exporter import __version__
 from exporter.cycle import Snapshot
@@ -18,6 +24,7 @@ from exporter.cycle import Snapshot
 log = logging.getLogger(__name__)
 
 StartResponse = Callable[..., Any]
+App = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 # what generate_latest() writes (prometheus_client's CONTENT_TYPE_LATEST moved on to 1.0.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -53,8 +60,8 @@ def make_app(
         if path == telemetry_path:
             snap = snapshot()
             body = snap.exposition
-            headers = [("Content-Type", CONTENT_TYPE)]
-            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+            headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+            if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
                 body = gzipped(snap)
                 headers.append(("Content-Encoding", "gzip"))
             start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
@@ -71,45 +78,291 @@ def make_app(
     return app
 
 
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header accepts gzip: named (or "*" when it is not named)
+    with a q-value above 0 (RFC 9110, 12.5.3: "gzip;q=0" refuses it)."""
+    named: float | None = None
+    star: float | None = None
+    for member in accept_encoding.split(","):
+        coding, *params = (part.strip() for part in member.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # not a weight: not a clear yes
+        coding = coding.lower()
+        if coding in ("gzip", "x-gzip"):
+            named = max(named or 0.0, q)
+        elif coding == "*":
+            star = q
+    chosen = named if named is not None else star
+    return chosen is not None and chosen > 0
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # a failed TLS handshake, a client gone mid-answer: not worth a traceback on stderr
-        log.debug("http: request from %s failed", client_address, exc_info=True)
+
+# --- serving: one thread watches every connection; a few threads answer -------------
+# A client controls how fast it sends: it must have sent its request (and finished its TLS
+# handshake) within REQUEST_HEAD_SECONDS, and be done with the answer within
+# CONNECTION_SECONDS. Reading and writing never hold a thread, so slow or silent clients
+# cost a socket each, up to max_connections; beyond that, the oldest connection still
+# waiting for its request is dropped for the new one (a scraper sends its request at once).
+REQUEST_HEAD_SECONDS = 10.0
+CONNECTION_SECONDS = 60.0
+MAX_REQUEST_HEAD = 64 << 10  # bytes of request line and headers
+_ANSWER_THREADS = 4  # answers are the snapshot's bytes, or a bcrypt check (basic auth)
 
 
-class _IPv6Server(_ThreadingServer):
-    address_family = socket.AF_INET6
+class _Handler(WSGIRequestHandler):
+    """wsgiref's request handling, on a request already read, into bytes to send."""
 
+    def __init__(self, head: bytes, client_address: Any, server: Any) -> None:
+        self.client_address = client_address
+        self.server = server
+        self.rfile = io.BytesIO(head)
+        self.answer = self.wfile = io.BytesIO()
+        self.handle()
 
-class _QuietHandler(WSGIRequestHandler):
-    timeout = 60  # seconds a client may stay silent (or half-way through a TLS handshake)
-    # Buffered: the socket's partial writes of a 1 MB page are then looped over in C,
-    # not by wsgiref copying the rest of the page after each one.
-    wbufsize = 1 << 16
+    def address_string(self) -> str:
+        return str(self.client_address[0])
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http: " + format, *args)
 
 
+@dataclass(eq=False)
+class _Conn:
+    sock: socket.socket
+    address: Any
+    started: float
+    state: str = "handshake"  # handshake, read, answer, write
+    head: bytearray = field(default_factory=bytearray)
+    out: memoryview = field(default_factory=lambda: memoryview(b""))
+
+
+class MetricsServer:
+    """The HTTP(S) server: `serve_forever` in a thread, `shutdown` to stop it."""
+
+    def __init__(
+        self,
+        listener: socket.socket,
+        app: App,
+        tls: ssl.SSLContext | None = None,
+        max_connections: int = 256,
+        head_seconds: float = REQUEST_HEAD_SECONDS,
+        connection_seconds: float = CONNECTION_SECONDS,
+    ) -> None:
+        self._listener = listener
+        self._app = app
+        self._tls = tls
+        self._max = max_connections
+        self._head_seconds = head_seconds
+        self._connection_seconds = connection_seconds
+        self._conns: dict[socket.socket, _Conn] = {}  # in accept order: oldest first
+        self._selector = selectors.DefaultSelector()
+        self._answers = ThreadPoolExecutor(_ANSWER_THREADS, thread_name_prefix="http-answer")
+        self._done: queue.SimpleQueue[tuple[_Conn, bytes]] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        host, port = listener.getsockname()[:2]
+        self.server_port: int = port
+        self.base_environ = {
+            "SERVER_NAME": socket.getfqdn(host) if host else "localhost",
+            "GATEWAY_INTERFACE": "CGI/1.1",
+            "SERVER_PORT": str(port),
+            "REMOTE_HOST": "",
+            "CONTENT_LENGTH": "",
+            "SCRIPT_NAME": "",
+        }
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    def get_app(self) -> App:  # what wsgiref's handler asks its server for
+        return self._app
+
+    def serve_forever(self) -> None:
+        self._listener.setblocking(False)
+        self._selector.register(self._listener, selectors.EVENT_READ, "accept")
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        expired_at = 0.0
+        try:
+            while not self._stopping.is_set():
+                for key, events in self._selector.select(timeout=0.25):
+                    if key.data == "accept":
+                        self._accept()
+                    elif key.data == "wake":
+                        self._wake_r.recv(4096)
+                        self._take_answers()
+                    else:
+                        self._step(key.data, events)
+                now = time.monotonic()
+                if now - expired_at > 0.1:  # not after every event: a scan of them all
+                    self._expire(now)
+                    expired_at = now
+        finally:
+            for conn in list(self._conns.values()):
+                self._close(conn)
+            self._selector.close()
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+        self._stopped.wait(10)
+        self._answers.shutdown(wait=False, cancel_futures=True)
+
+    def server_close(self) -> None:
+        for s in (self._listener, self._wake_r, self._wake_w):
+            s.close()
+
+    # ---------------------------------------------------------------- connections
+    def _accept(self) -> None:
+        for _ in range(64):  # a burst of connections, then the others get a turn
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:  # out of file descriptors: drop a waiting one
+                log.debug("http: accept failed: %s", e)
+                self._make_room(force=True)
+                return
+            if len(self._conns) >= self._max and not self._make_room():
+                sock.close()  # every slot is busy answering: come back later
+                continue
+            sock.setblocking(False)
+            conn = _Conn(sock, address, time.monotonic(), "read")
+            if self._tls is not None:
+                try:
+                    conn.sock = self._tls.wrap_socket(
+                        sock, server_side=True, do_handshake_on_connect=False
+                    )
+                except (OSError, ValueError):
+                    sock.close()
+                    continue
+                conn.state = "handshake"
+            self._conns[conn.sock] = conn
+            self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+
+    def _make_room(self, force: bool = False) -> bool:
+        """Drop the oldest connection that has not sent its request yet."""
+        for conn in self._conns.values():
+            if conn.state in ("handshake", "read") or force:
+                log.debug("http: %d connections open: dropping %s's", len(self._conns),
+                          conn.address)
+                self._close(conn)
+                return True
+        return False
+
+    def _expire(self, now: float) -> None:
+        for conn in list(self._conns.values()):
+            age = now - conn.started
+            waiting = conn.state in ("handshake", "read")
+            if (waiting and age > self._head_seconds) or age > self._connection_seconds:
+                log.debug("http: %s: no %s within the deadline", conn.address,
+                          "request" if waiting else "complete answer")
+                self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        if self._conns.pop(conn.sock, None) is None:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+
+    def _wait_for(self, conn: _Conn, events: int) -> None:
+        self._selector.modify(conn.sock, events, conn)
+
+    # ------------------------------------------------------------------ one step
+    def _step(self, conn: _Conn, events: int) -> None:
+        try:
+            if conn.state == "handshake":
+                self._handshake(conn)
+            elif conn.state == "read":
+                self._read(conn)
+            elif conn.state == "write":
+                self._write(conn)
+        except ssl.SSLWantReadError:
+            self._wait_for(conn, selectors.EVENT_READ)
+        except ssl.SSLWantWriteError:
+            self._wait_for(conn, selectors.EVENT_WRITE)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except (OSError, ValueError) as e:  # a failed TLS handshake, a client gone
+            log.debug("http: %s: %s", conn.address, e)
+            self._close(conn)
+
+    def _handshake(self, conn: _Conn) -> None:
+        assert isinstance(conn.sock, ssl.SSLSocket)
+        conn.sock.do_handshake()
+        conn.state = "read"
+        self._wait_for(conn, selectors.EVENT_READ)
+        self._read(conn)  # TLS may hold the request already
+
+    def _read(self, conn: _Conn) -> None:
+        data = conn.sock.recv(65536)
+        if not data:
+            self._close(conn)
+            return
+        conn.head += data
+        if b"\r\n\r\n" in conn.head or b"\n\n" in conn.head:
+            conn.state = "answer"
+            self._selector.unregister(conn.sock)
+            self._answers.submit(self._answer, conn, bytes(conn.head))
+        elif len(conn.head) > MAX_REQUEST_HEAD:
+            log.debug("http: %s: request head over %d bytes", conn.address, MAX_REQUEST_HEAD)
+            self._close(conn)
+
+    def _answer(self, conn: _Conn, head: bytes) -> None:
+        """In an answer thread: the whole response, handed back to the loop."""
+        try:
+            out = _Handler(head, conn.address, self).answer.getvalue()
+        except Exception:  # never the server's end
+            log.debug("http: %s: answer failed", conn.address, exc_info=True)
+            out = b"HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n"
+        self._done.put((conn, out))
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def _take_answers(self) -> None:
+        while not self._done.empty():
+            conn, out = self._done.get()
+            if conn.sock not in self._conns:
+                continue  # gone past its deadline meanwhile
+            conn.state, conn.out = "write", memoryview(out)
+            self._selector.register(conn.sock, selectors.EVENT_WRITE, conn)
+            self._step(conn, selectors.EVENT_WRITE)
+
+    def _write(self, conn: _Conn) -> None:
+        while conn.out:
+            sent = conn.sock.send(conn.out[:1 << 20])
+            conn.out = conn.out[sent:]
+        with contextlib.suppress(OSError):  # the answer ends with the connection
+            if not isinstance(conn.sock, ssl.SSLSocket):
+                conn.sock.shutdown(socket.SHUT_WR)
+        self._close(conn)
+
+
 def serve(
     host: str,
     port: int,
-    app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]],
+    app: App,
     tls: ssl.SSLContext | None = None,
-) -> tuple[WSGIServer, threading.Thread]:
+    max_connections: int = 256,
+) -> tuple[MetricsServer, threading.Thread]:
     """Start serving in a daemon thread; returns the server (for shutdown) and the thread.
 
-    With `tls`, every connection is TLS; the handshake happens in the connection's own
-    thread, so a slow or broken client never holds up the others.
+    With `tls`, every connection is TLS; its handshake is one more step of the connection
+    in the serving thread, so a slow or broken client never holds up the others.
     """
-    server_class = _IPv6Server if ":" in host else _ThreadingServer
-    httpd = make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
-    if tls is not None:
-        httpd.socket = tls.wrap_socket(
-            httpd.socket, server_side=True, do_handshake_on_connect=False
-        )
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.create_server((host, port), family=family, backlog=1024)
+    httpd = MetricsServer(listener, app, tls, max_connections)
     thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
     thread.start()
     return httpd, thread

@@ -37,6 +37,9 @@ SECONDS_MIN = 0.001
 INTERVAL_MAX = 86400.0  # a day
 TIMEOUT_MAX = 3600.0
 JWT_LIFESPAN_MIN = 5
+STALE_DATA_MAX_AGE_MAX = 30 * 86400.0  # a month
+# each open connection is a file descriptor: stay well below the usual limit of 1024
+WEB_MAX_CONNECTIONS_MAX = 900
 # Slurm's auth_p_token_generate() takes the lifespan as an int and refuses <= 0
 # (src/plugins/auth/jwt/auth_jwt.c:752 in slurm-26-05-3-1)
 JWT_LIFESPAN_MAX = 2**31 - 1
@@ -121,7 +124,18 @@ class Settings(BaseModel):
     # --- serving
     listen_address: str = Field(":9341", description="address:port to serve /metrics on")
     telemetry_path: str = Field("/metrics", description="path of the metrics page")
+    web_max_connections: int = Field(
+        256,
+        description="connections /metrics keeps open at once; beyond, the oldest one that "
+        "has not sent its request yet is dropped",
+    )
     interval: float = Field(30.0, description="seconds between collection cycles")
+    stale_data_max_age: float | None = Field(
+        None,
+        description="seconds a failing endpoint's last good metrics are still served, counted "
+        "from its last success; then they are dropped until it answers again (unset: 5 x "
+        "--interval; 0: dropped at the first failure)",
+    )
     once: bool = Field(
         False,
         description="run one collection cycle, print the metrics and exit (0 if every "
@@ -176,6 +190,16 @@ class Settings(BaseModel):
     @classmethod
     def _check_interval(cls, v: float) -> float:
         return _in_range(v, SECONDS_MIN, INTERVAL_MAX, "seconds")
+
+    @field_validator("web_max_connections")
+    @classmethod
+    def _check_max_connections(cls, v: int) -> int:
+        return int(_in_range(v, 1, WEB_MAX_CONNECTIONS_MAX, "connections"))
+
+    @field_validator("stale_data_max_age")
+    @classmethod
+    def _check_stale_age(cls, v: float | None) -> float | None:
+        return None if v is None else _in_range(v, 0, STALE_DATA_MAX_AGE_MAX, "seconds")
 
     @field_validator("timeout")
     @classmethod

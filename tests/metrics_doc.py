@@ -18,6 +18,7 @@ from exporter.api.versions import adapter_for
 from exporter.collectors import COLLECTORS
 from exporter.collectors.health import EndpointHealth, TokenHealth, collect_health
 from exporter.settings import load_settings
+from exporter.worker import collect_restarts
 
 TOP = Path(__file__).resolve().parents[1]
 FIXTURES = TOP / "tests" / "fixtures"
@@ -51,6 +52,7 @@ def all_families() -> list[tuple[str, Metric]]:
         1.0,
     )
     out += [("health", fam) for fam in health]
+    out.append(("health (server mode)", collect_restarts({})))
     return out
 
 

@@ -121,12 +121,15 @@ def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
 
 T = TypeVar("T")
 
-# slurmrestd prints its answers with an indent of 2, so the elements of a top-level
-# array (`jobs`, `nodes`) are the only objects that open and close on lines indented
-# by exactly 4 spaces, and no string can hold a raw newline: these byte patterns
-# match nowhere else in the answer.
+# slurmrestd prints its answers with json-c's JSON_C_TO_STRING_SPACED|PRETTY (an indent
+# of 2; src/plugins/serializer/json/serializer_json.c: slurm-22-05-9-1 l. 247,
+# slurm-24-11-7-1 l. 248, slurm-26-05-3-1 l. 280), and no string can hold a raw newline.
+# Within the array of `jobs` or `nodes`, its elements are the only objects that open and
+# close on lines indented by exactly 4 spaces, and the first "]" on a line indented by 2
+# is the array's end. Past that end, other top-level arrays (`warnings`, `errors`) are
+# printed the same way, so gaps are looked for only before it.
 _ELEMENT_GAP = b"\n    },\n    {"  # between two elements
-_ARRAY_END = b"\n    }\n  ]"  # after the last one
+_ARRAY_END = b"\n  ]"
 _CLOSE = len(b"\n    }")
 # How much of an answer may come before its array before we stop looking and decode
 # it whole (a compact or otherwise unexpected layout).
@@ -160,6 +163,7 @@ def decode_array_stream(
     head: bytes | None = None  # the answer up to the array's "[" once found
     streaming = True
     done = 0  # elements decoded so far
+    closed = False  # the array's "]" is in buf: what follows it is not elements
     for chunk in chunks:
         buf += chunk
         if head is None:
@@ -172,9 +176,13 @@ def decode_array_stream(
             cut = found + len(start_mark)
             head = bytes(buf[:cut])
             del buf[:cut]
-        if len(buf) < _BATCH:
+        if closed or len(buf) < _BATCH:
             continue
-        gap = buf.rfind(_ELEMENT_GAP)
+        # Look for gaps only before the array's end: the members after it (warnings,
+        # errors) are printed the same way and have the same gaps between their objects.
+        close = _array_close(buf)
+        closed = close >= 0
+        gap = buf.rfind(_ELEMENT_GAP, 0, close if closed else len(buf))
         if gap > 0:
             end = gap + _CLOSE  # the "," after the batch's last element
             done += _decode_batch(buf, end, items, on_items, what, key, done)
@@ -183,18 +191,25 @@ def decode_array_stream(
         envelope = decode(whole, bytes(buf), what)
         on_items(take(envelope))
         return envelope
-    if buf[:1] == b"]":  # an empty array
-        close = 0
-    else:
-        last = buf.find(_ARRAY_END)
-        if last < 0:
-            raise DecodeError(
-                f"{what}: JSON is malformed: input data was truncated, the `{key}` array "
-                f"does not end ({done} elements read)"
-            )
-        _decode_batch(buf, last + _CLOSE, items, on_items, what, key, done)
-        close = last + len(_ARRAY_END) - 1
+    close = _array_close(buf)
+    if close < 0:
+        raise DecodeError(
+            f"{what}: JSON is malformed: input data was truncated, the `{key}` array "
+            f"does not end ({done} elements read)"
+        )
+    last = close - len(_ARRAY_END) + 1  # the "\n" before the array's "  ]"
+    if last > 0:  # elements are left
+        _decode_batch(buf, last, items, on_items, what, key, done)
     return decode(whole, head + b"]" + bytes(buf[close + 1 :]), what)
+
+
+def _array_close(buf: bytearray) -> int:
+    """Where the array's "]" is in `buf` (which starts inside the array, at an element's
+    boundary), or -1 when it has not come in yet."""
+    if buf[:1] == b"]":  # an empty array: "[]"
+        return 0
+    end = buf.find(_ARRAY_END)  # the first one: the array's own, not a later member's
+    return -1 if end < 0 else end + len(_ARRAY_END) - 1
 
 
 def _decode_batch(

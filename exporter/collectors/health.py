@@ -22,6 +22,7 @@ class EndpointHealth:
     duration_seconds: float
     last_success: float | None  # unix time of the last good answer; None: never
     errors: Mapping[str, int] = field(default_factory=dict)  # cumulative, by reason
+    data_dropped: bool = False  # its last good data was too old to serve
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +48,14 @@ def collect_health(
     up = GaugeMetricFamily(
         "slurm_exporter_endpoint_up",
         "1 if the last call to this slurmrestd endpoint succeeded, 0 if it failed (its "
-        "metrics then keep their last good values; see the last success timestamp)",
+        "metrics then keep their last good values for --stale-data-max-age, then are "
+        "dropped; see the last success timestamp and slurm_exporter_endpoint_data_dropped)",
+        labels=["endpoint"],
+    )
+    dropped = GaugeMetricFamily(
+        "slurm_exporter_endpoint_data_dropped",
+        "1 if this endpoint has failed for longer than --stale-data-max-age since its last "
+        "success and its metrics are no longer served (until it answers again), else 0",
         labels=["endpoint"],
     )
     duration = GaugeMetricFamily(
@@ -69,6 +77,7 @@ def collect_health(
     for name in sorted(endpoints):
         h = endpoints[name]
         up.add_metric([name], 1.0 if h.up else 0.0)
+        dropped.add_metric([name], 1.0 if h.data_dropped else 0.0)
         duration.add_metric([name], h.duration_seconds)
         if h.last_success is not None:
             last_success.add_metric([name], h.last_success)
@@ -90,7 +99,7 @@ def collect_health(
         renewals.add_metric([result], float(token.renewals.get(result, 0)))
 
     families: list[Metric] = [
-        up, duration, last_success, errors, expiry, renewals, collect_build_info(version)
+        up, dropped, duration, last_success, errors, expiry, renewals, collect_build_info(version)
     ]
     if meta is not None:
         slurm = InfoMetricFamily(

@@ -237,3 +237,21 @@ def test_ranges_are_grafana_variables() -> None:
             assert rng in {"$__rate_interval", "$__range"}, f"{q.id}: [{rng}]"
         if re.search(r"\b(rate|irate|increase)\(", q.expr):
             assert "$__rate_interval" in q.expr or "$__range" in q.expr, q.id
+
+
+def test_no_collection_cycle_alert_matches_what_the_exporter_serves_before_its_first_cycle() -> (
+    None
+):
+    """SlurmExporterNoCollectionCycle looks for build info without a collection timestamp:
+    exactly the page the server process serves until a first snapshot comes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from exporter.cycle import first_snapshot
+
+    (rule,) = [a for a in alerts() if a.name == "SlurmExporterNoCollectionCycle"]
+    assert metric_names(rule.expr) == {
+        "slurm_exporter_build_info", "slurm_exporter_collection_timestamp_seconds"
+    }
+    page = first_snapshot().exposition.decode()
+    names = {s.name for f in text_string_to_metric_families(page) for s in f.samples}
+    assert names == {"slurm_exporter_build_info"}

@@ -168,6 +168,41 @@ def test_slurmrestd_stopped_and_restarted_mid_run(
     assert srv.port == int(coll._client.target.rsplit(":", 1)[1])  # the same address
 
 
+@pytest.mark.parametrize(
+    ("flags", "max_age"), [((), 5 * 30.0), (("--stale-data-max-age", "600"), 600.0)]
+)
+def test_a_failing_endpoints_data_is_dropped_when_too_old(
+    srv: FakeSlurmrestd, key_file: Path, flags: tuple[str, ...], max_age: float
+) -> None:
+    """Served while younger than --stale-data-max-age (default 5 x --interval), dropped
+    after it, with slurm_exporter_endpoint_data_dropped 1; back when the endpoint is."""
+    coll = make(srv.url, key_file, *flags)
+    clock = coll._clock
+    assert isinstance(clock, Clock)
+    try:
+        good = first_good(coll)
+        srv.fault(srv.path("jobs"), Fault(500, b"oops"))
+        young = coll.run_once()
+        assert up(young, "jobs") == 0 and data_of(young, "jobs") == data_of(good, "jobs")
+        assert value(young, "slurm_exporter_endpoint_data_dropped", endpoint="jobs") == 0
+        clock.now = last_success(good, "jobs") + max_age - 60  # younger (a cycle reads
+        # the clock a few times, each 1 s later)
+        assert data_of(coll.run_once(), "jobs") == data_of(good, "jobs")
+        clock.now = last_success(good, "jobs") + max_age + 1  # just older
+        old = coll.run_once()
+        assert up(old, "jobs") == 0 and data_of(old, "jobs") == {}
+        assert value(old, "slurm_exporter_endpoint_data_dropped", endpoint="jobs") == 1
+        assert last_success(old, "jobs") == last_success(good, "jobs")
+        assert data_of(old, "nodes") == data_of(good, "nodes")  # the others are served
+        assert value(old, "slurm_exporter_endpoint_data_dropped", endpoint="nodes") == 0
+        srv.fault(srv.path("jobs"), None)
+        back = coll.run_once()
+        assert data_of(back, "jobs") == data_of(good, "jobs")
+        assert value(back, "slurm_exporter_endpoint_data_dropped", endpoint="jobs") == 0
+    finally:
+        coll.close()
+
+
 def test_slurmrestd_restarted_between_cycles_costs_no_failed_cycle(
     srv: FakeSlurmrestd, coll: Collection
 ) -> None:

@@ -3,6 +3,9 @@
 * Any JSON value put in any field of a recorded answer (or the field removed): the
   adapter returns data or raises DecodeError/SlurmError, nothing else, and the
   collector, the exposition and Prometheus' parser never raise on what it returned.
+* The streaming decoder of /jobs and /nodes, with any members before and after the
+  array (warnings, errors, anything) and chunks cut at every byte, gives what a
+  whole-body decode gives.
 * Label values with quotes, backslashes, newlines and non-ASCII survive the
   exposition and parse back to the same string.
 """
@@ -12,15 +15,20 @@ from __future__ import annotations
 import itertools
 import json
 import os
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.api import decoding
+from exporter.api.decoding import Envelope, decode, decode_array_stream
 from exporter.api.errors import DecodeError, SlurmError
 from exporter.api.versions import adapter_for
 from exporter.collectors import COLLECTORS
@@ -236,6 +244,101 @@ def test_any_bytes_are_data_or_a_decode_or_slurm_error(body: bytes) -> None:
     for endpoint in ENDPOINTS:
         _collect_and_render(endpoint, body, "v0.0.45")
         _collect_and_render(endpoint, body, "v0.0.38")
+
+
+# --- the streaming decoder -----------------------------------------------------------
+class _Answer(Envelope, kw_only=True):
+    jobs: list[Any] = msgspec.field(default_factory=list)
+    meta: Any = None
+
+
+_answer_decoder = msgspec.json.Decoder(_Answer)
+_items_decoder = msgspec.json.Decoder(list[Any])
+
+# what follows or precedes the array: slurmrestd's own members, with any content, and
+# others; arrays of objects print the same gaps ("},\n    {") as the jobs between them
+_objects = st.lists(st.dictionaries(st.text(max_size=4), json_value, max_size=3), max_size=3)
+_warnings = st.lists(
+    st.fixed_dictionaries({"description": st.text(max_size=8), "source": st.text(max_size=8)}),
+    max_size=3,
+)
+_members = st.dictionaries(
+    st.sampled_from(["warnings", "errors", "meta", "last_update", "nodes", "jobs "])
+    | st.text(max_size=6),
+    _warnings | _objects | json_value,
+    max_size=4,
+)
+_elements = st.lists(
+    st.dictionaries(st.text(max_size=4), json_value, max_size=4) | json_value, max_size=6
+)
+
+
+def _outcome(decode_it: Any, arg: Any) -> tuple[Any, ...]:
+    """The decoded answer, or the kind of error (messages differ in byte offsets)."""
+    try:
+        answer, items = decode_it(arg)
+    except (DecodeError, SlurmError) as e:
+        return (type(e),)
+    return (items, answer.errors and [bytes(e) for e in answer.errors], answer.warnings,
+            answer.meta)
+
+
+def _streamed(chunks: Iterable[bytes]) -> tuple[_Answer, list[Any]]:
+    items: list[Any] = []
+    answer = decode_array_stream(
+        chunks, "jobs", _items_decoder, _answer_decoder, lambda a: a.jobs, items.extend, "x"
+    )
+    return answer, items
+
+
+def _whole(body: bytes) -> tuple[_Answer, list[Any]]:
+    answer = decode(_answer_decoder, body, "x")
+    return answer, answer.jobs
+
+
+@FUZZ
+@given(before=_members, elements=_elements, after=_members, ascii_only=st.booleans(),
+       cuts=st.lists(st.integers(0, 2**16), max_size=8))
+def test_the_streaming_decoder_gives_the_whole_decode_whatever_the_members_and_chunks(
+    before: dict[str, Any], elements: list[Any], after: dict[str, Any], ascii_only: bool,
+    cuts: list[int],
+) -> None:
+    doc = {k: v for k, v in before.items() if k != "jobs"}
+    doc["jobs"] = elements
+    doc.update((k, v) for k, v in after.items() if k not in doc)
+    body = json.dumps(doc, indent=2, ensure_ascii=ascii_only).encode("utf-8", "surrogatepass")
+    expected = _outcome(_whole, body)
+    assert _outcome(_streamed, [body]) == expected
+    # a batch decoded at every chunk: at every byte, at each cut, at each single cut
+    with mock.patch.object(decoding, "_BATCH", 1):
+        assert _outcome(_streamed, (body[i : i + 1] for i in range(len(body)))) == expected
+        assert _outcome(_streamed, _chunks(body, cuts)) == expected
+        for k in range(len(body) + 1):
+            assert _outcome(_streamed, [body[:k], body[k:]]) == expected, k
+
+
+@pytest.mark.parametrize(
+    ("folder", "version", "endpoint"),
+    [("slurm-22.05", "v0.0.38", "jobs"), ("slurm-24.11", "v0.0.42", "nodes"),
+     ("slurm-26.05", "v0.0.45", "jobs"), ("slurm-26.05", "v0.0.45", "nodes")],
+)
+@FUZZ
+@given(warnings=_warnings, after=_members, cuts=st.lists(st.integers(0, 2**20), max_size=8))
+def test_real_answers_with_warnings_and_more_after_the_array_stream_to_the_same_data(
+    folder: str, version: str, endpoint: str, warnings: list[dict[str, str]],
+    after: dict[str, Any], cuts: list[int],
+) -> None:
+    doc = _copy(_doc(folder, version, endpoint))
+    doc["warnings"] = warnings
+    doc.update((k, v) for k, v in after.items() if k not in doc)
+    body = json.dumps(doc, indent=2).encode("utf-8", "surrogatepass")
+    adapter = adapter_for(version)
+    expected = getattr(adapter, f"parse_{endpoint}")(json.dumps(_doc(folder, version, endpoint),
+                                                                 indent=2).encode())
+    with mock.patch.object(decoding, "_BATCH", 1):
+        streamed = getattr(adapter, f"parse_{endpoint}_stream")(iter(_chunks(body, cuts)))
+    assert streamed.data == expected.data
+    assert streamed.warnings == tuple(w["description"] for w in warnings if w["description"])
 
 
 # --- label values -------------------------------------------------------------------

@@ -78,6 +78,18 @@ def test_empty_array() -> None:
     assert streamed == whole and whole.data == []  # type: ignore[attr-defined]
 
 
+def test_empty_array_printed_over_two_lines() -> None:
+    """json-c may print an empty array as "[", a newline, the indent and "]"."""
+    doc = _doc()
+    doc["jobs"] = []
+    doc["warnings"] = [{"description": "a", "source": "b"}, {"description": "c", "source": "d"}]
+    body = _pretty(doc).replace(b'"jobs": []', b'"jobs": [\n  ]')
+    assert b'"jobs": [\n  ]' in body
+    whole, streamed = both("v0.0.45", "jobs", body, (1, 7))
+    assert streamed == whole and whole.data == []  # type: ignore[attr-defined]
+    assert whole.warnings == ("a", "c")  # type: ignore[attr-defined]
+
+
 def test_errors_raise_like_the_whole_decode() -> None:
     doc = _doc()
     doc["errors"] = [{"error_number": 1001, "error": "Unable to contact slurm controller"}]
@@ -116,3 +128,22 @@ def test_a_bad_element_is_named_by_its_index_in_the_answer() -> None:
         adapter_for("v0.0.45").parse_jobs_stream(pieces(body, (2000,)))
     assert "$.jobs[5].job_id" in str(whole.value)
     assert "$.jobs[5].job_id" in str(streamed.value)
+
+
+@pytest.mark.parametrize("sizes", [(1 << 30,), (65536,)])
+def test_warnings_after_a_large_array_are_not_taken_for_elements(sizes: tuple[int, ...]) -> None:
+    """A 2 MB v0.0.45 /jobs answer followed by two warnings: the gap between the warnings
+    looks like the gap between two jobs, and must not be taken for one (it was, and the
+    answer failed with "trailing characters", even in one chunk)."""
+    doc = _doc()
+    jobs = doc["jobs"]
+    assert isinstance(jobs, list)
+    doc["jobs"] = jobs * (2_000_000 // len(_pretty(doc)) + 1)
+    doc["warnings"] = [{"description": "first", "source": "a"},
+                       {"description": "second", "source": "b"}]
+    body = _pretty(doc)
+    assert len(body) > 2_000_000
+    streamed = adapter_for("v0.0.45").parse_jobs_stream(pieces(body, sizes))
+    assert len(streamed.data) == len(doc["jobs"])
+    assert streamed.warnings == ("first", "second")
+    assert streamed.data[: len(jobs)] == adapter_for("v0.0.45").parse_jobs(_pretty(_doc())).data

@@ -1,0 +1,16 @@
+"""Logging setup, shared by the command line and the collection process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def setup_logging(level: str) -> None:
+    """logfmt-like lines on stderr (journald, docker logs) at `level` and above."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise

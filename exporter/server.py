@@ -6,6 +6,7 @@ import contextlib
 import gzip
 import io
 import logging
+import os
 import queue
 import selectors
 import socket
@@ -361,7 +362,10 @@ def serve(
     in the serving thread, so a slow or broken client never holds up the others.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.create_server((host, port), family=family, backlog=1024)
+    try:
+        listener = socket.create_server((host, port), family=family, backlog=1024)
+    except OSError as e:  # its strerror also names the address, which the caller says
+        raise OSError(e.errno, os.strerror(e.errno) if e.errno else str(e)) from None
     httpd = MetricsServer(listener, app, tls, max_connections)
     thread = threading.Thread(target=httpd.serve_forever, name="http", daemon=True)
     thread.start()

@@ -131,9 +131,15 @@ class Booted:
              f"--machine=se-{os.getpid()}", "--console=passive"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
         self.init = self._init_pid()
+        deadline = time.monotonic() + 120
         state = self.run("systemctl", "is-system-running", "--wait", check=False)
+        # systemctl cannot talk to systemd until it has set up its private socket
+        while not state.stdout.strip() and time.monotonic() < deadline:
+            time.sleep(0.2)  # polling: the socket's creation is not observable from here
+            state = self.run("systemctl", "is-system-running", "--wait", check=False)
         if state.stdout.strip() not in ("running", "degraded"):
-            raise RuntimeError(f"the container did not boot: {state.stdout}\n{self.tail()}")
+            raise RuntimeError(f"the container did not boot: {state.stdout}{state.stderr}\n"
+                               f"{self.tail()}")
 
     def _init_pid(self) -> int:
         deadline = time.monotonic() + 60

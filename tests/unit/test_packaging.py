@@ -161,13 +161,25 @@ def test_unit_is_hardened() -> None:
     assert u["CapabilityBoundingSet"] == [""]
     assert u["LoadCredential"] == ["jwt_key:/etc/slurm/jwt_hs256.key"]
     assert not any("--jwt-key-file" in v for v in u["ExecStart"])  # from the credential
+    # the README's install: a venv in /opt/slurm-exporter (Debian's pip refuses the system)
+    assert u["ExecStart"] == ["/opt/slurm-exporter/bin/slurm-exporter"]
+
+
+def test_unit_lets_the_collection_process_lower_its_priority() -> None:
+    """os.nice(10) in the collection process is setpriority, in @resources: denied, systemd
+    kills the process (SIGSYS) unless the call is allowed again after the deny list (the
+    real run: tests/integration/test_service.py)."""
+    filters = _unit()["SystemCallFilter"]
+    denied = next(i for i, f in enumerate(filters) if f.startswith("~") and "@resources" in f)
+    assert "setpriority" in " ".join(f for f in filters[denied + 1:] if not f.startswith("~"))
+    assert _unit()["SystemCallErrorNumber"] == ["EPERM"]  # a denied call fails, not kills
 
 
 @pytest.fixture
 def unit_copy(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at the slurm-exporter installed here."""
     exe = shutil.which("slurm-exporter") or str(Path(sys.executable).parent / "slurm-exporter")
-    text = UNIT.read_text().replace("/usr/local/bin/slurm-exporter", exe)
+    text = UNIT.read_text().replace("/opt/slurm-exporter/bin/slurm-exporter", exe)
     path = tmp_path / "slurm-exporter.service"
     path.write_text(text)
     return path

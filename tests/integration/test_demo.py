@@ -25,7 +25,8 @@ from tests.integration import debianroot
 from tests.integration.lab import Lab, releases
 
 pytestmark = pytest.mark.lab
-RELEASE = releases()[0]
+# the release test_dashboards.py and test_service.py take: one session lab for all three
+RELEASE = next((r for r in ("26.05", "24.11", "22.05") if r in releases()), releases()[0])
 
 
 def _free(port: int) -> bool:
@@ -150,7 +151,7 @@ def assert_all_stopped(demo: Demo, make: subprocess.Popen[str], procs: list[int]
     assert "no demo is running" in again.communicate(timeout=60)[0]
 
 
-@pytest.mark.parametrize("lab", [RELEASE], indirect=True)
+@pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 def test_sigterm_to_make_stops_everything(demo: Demo) -> None:
     make = demo.make("demo", f"DEMO_ARGS=--release {RELEASE} --listen-address {demo.listen}")
     procs = wait_until_serving(demo, make)
@@ -159,7 +160,7 @@ def test_sigterm_to_make_stops_everything(demo: Demo) -> None:
     assert make.returncode != 0
 
 
-@pytest.mark.parametrize("lab", [RELEASE], indirect=True)
+@pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 def test_sighup_to_the_session_stops_everything(demo: Demo) -> None:
     make = demo.make("demo", f"DEMO_ARGS=--release {RELEASE} --listen-address {demo.listen}",
                      start_new_session=True)
@@ -168,7 +169,7 @@ def test_sighup_to_the_session_stops_everything(demo: Demo) -> None:
     assert_all_stopped(demo, make, procs)
 
 
-@pytest.mark.parametrize("lab", [RELEASE], indirect=True)
+@pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 def test_an_exporter_that_cannot_start_fails_the_demo(demo: Demo) -> None:
     # a bad listen address: the exporter exits 2 at start, after the cluster came up
     make = demo.make("demo", f"DEMO_ARGS=--release {RELEASE} --listen-address 127.0.0.1:99999")
@@ -178,7 +179,7 @@ def test_an_exporter_that_cannot_start_fails_the_demo(demo: Demo) -> None:
     assert not demo.lab_running() and not demo.pids_file.exists()
 
 
-@pytest.mark.parametrize("lab", [RELEASE], indirect=True)
+@pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 def test_a_taken_address_fails_before_the_cluster_starts(demo: Demo) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

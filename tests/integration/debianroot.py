@@ -130,6 +130,13 @@ class Booted:
             ["systemd-nspawn", "-D", str(root), "--boot", "--register=no", "--keep-unit",
              f"--machine=se-{os.getpid()}", "--console=passive"],
             stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self._boot()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _boot(self) -> None:
         self.init = self._init_pid()
         deadline = time.monotonic() + 120
         state = self.run("systemctl", "is-system-running", "--wait", check=False)

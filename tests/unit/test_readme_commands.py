@@ -125,3 +125,12 @@ def test_the_readmes_prometheus_config_fits_the_shipped_alerts() -> None:
     assert selectors and selectors <= set(jobs), (selectors, jobs)
     shipped = {p.name for p in (TOP / "alerts").glob("*.yml")}
     assert {Path(f).name for f in config["rule_files"]} == shipped
+
+
+def test_the_readmes_slurm_settings_are_the_labs() -> None:
+    """What the README tells an admin to set in Slurm is what the lab runs with (and the
+    integration tests prove against real slurmctld and slurmrestd)."""
+    lab = (TOP / "scripts" / "slurmlab.sh").read_text()
+    for setting in ("AuthAltTypes=auth/jwt", "AuthAltParameters=jwt_key=/etc/slurm/jwt_hs256.key",
+                    "-a rest_auth/jwt"):
+        assert setting in README and setting in lab, setting

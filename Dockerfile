@@ -2,12 +2,13 @@
 # slurm-exporter: Prometheus exporter for Slurm (reads slurmrestd with JWT auth).
 #
 #   docker build -t slurm-exporter .
-#   docker run -p 9341:9341 -v /etc/slurm/jwt_hs256.key:/run/secrets/jwt_key:ro \
+#   install -D -m 0400 -o 9341 -g 9341 /etc/slurm/jwt_hs256.key /etc/slurm-exporter/jwt_key
+#   docker run -p 9341:9341 -v /etc/slurm-exporter/jwt_key:/run/secrets/jwt_key:ro \
 #     slurm-exporter --slurmrestd-url http://slurm-head:6820 \
 #     --jwt-key-file /run/secrets/jwt_key --jwt-user exporter
 #
-# The key must not be readable by other users (the exporter refuses it otherwise):
-# mount it owned by UID 9341, or mode 0640 with a group the container runs with.
+# The exporter runs as UID 9341 and refuses a key that other users may read: hand it a
+# copy owned by UID 9341 (above), not Slurm's own 0600 slurm:slurm file.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
@@ -34,8 +35,8 @@ COPY --from=build /opt/slurm-exporter /opt/slurm-exporter
 ENV PATH=/opt/slurm-exporter/bin:$PATH PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 USER 9341:9341
 EXPOSE 9341
-# /-/healthy answers while the HTTP server runs (plain HTTP: with --web-config-file
-# serving TLS or basic auth, override or disable this check)
+# /-/healthy answers while the HTTP server runs; `healthcheck` finds where it listens (and
+# TLS, basic auth) in the flags of the entrypoint (PID 1) and the SLURM_EXPORTER_* variables
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:9341/-/healthy', timeout=4).status != 200)"]
+  CMD ["slurm-exporter", "healthcheck"]
 ENTRYPOINT ["slurm-exporter"]

@@ -25,6 +25,10 @@ log = logging.getLogger("exporter")
 USAGE_EXTRA = """
 subcommands:
   slurm-exporter check [flags]   probe slurmrestd with these settings and explain every problem
+  slurm-exporter healthcheck [flags]
+                                 exit 0 if the exporter's /-/healthy answers (the container's
+                                 HEALTHCHECK; without flags: the flags of the exporter that
+                                 runs as PID 1, else the SLURM_EXPORTER_* variables)
 
 Settings may also come from SLURM_EXPORTER_<FLAG> variables (e.g. SLURM_EXPORTER_INTERVAL=60)
 and from --config-file (TOML or YAML). A static token is read from SLURM_JWT.
@@ -37,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slurm-exporter {__version__}")
         return 0
     command = "run"
+    if args[:1] == ["healthcheck"] and not {"-h", "--help"} & set(args):
+        from exporter.healthcheck import run_healthcheck
+
+        return run_healthcheck(args[1:])
     if args[:1] == ["check"]:
         command, args = "check", args[1:]
     if any(a in ("-h", "--help") for a in args):

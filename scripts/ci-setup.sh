@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # ci-setup.sh - install what the tests need on a fresh Debian machine (as root).
 # Idempotent and non-interactive; run from anywhere:  bash scripts/ci-setup.sh
-#   apt: debootstrap + debian-archive-keyring (slurmlab.sh chroots), curl, prometheus (promtool)
-#   pip: the project itself with its test extras (editable)
+#   apt: python3 + python3-venv + make, debootstrap + debian-archive-keyring (slurmlab.sh
+#        chroots), systemd-container (systemd-nspawn: the unit's test), curl, prometheus (promtool)
+#   pip: the project itself with its test extras (editable), into the project venv .venv
+#        (`make venv`: Debian's own python3 refuses pip outside a venv, PEP 668)
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")/.."
 [ "$(id -u)" = 0 ] || { echo "ci-setup.sh: needs root (apt-get)" >&2; exit 1; }
@@ -16,8 +18,9 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
   trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends debootstrap debian-archive-keyring curl prometheus openssl systemd >/dev/null
+apt-get install -y -qq --no-install-recommends python3 python3-venv make debootstrap \
+  debian-archive-keyring curl prometheus openssl systemd systemd-container >/dev/null
 command -v promtool >/dev/null
 
-python3 -m pip install -q --root-user-action=ignore -e '.[test]'
-echo "ci-setup.sh: ok (promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), $(python3 --version))"
+make --no-print-directory venv
+echo "ci-setup.sh: ok (promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), $(.venv/bin/python --version) in .venv)"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from tests.integration import debianroot
 from tests.integration.lab import Lab, lab_command, releases, start_lab
 from tests.integration.serving import Served, server_exporter
 
@@ -30,3 +34,51 @@ def served(lab: Lab) -> Iterator[Served]:
     args = ["--slurmrestd-url", lab.url, "--jwt-key-file", lab.key, "--jwt-user", lab.user]
     with server_exporter(*args, interval=3) as server:
         yield Served(server, cycles=3)
+
+
+# ------------------------------------------------- a stock Debian 12, as an admin's machine
+@pytest.fixture(scope="session")
+def debian_root() -> Path:
+    """The cached debootstrap root (python3, python3-venv, make, systemd): see debianroot.py."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (debootstrap, chroot, overlayfs, systemd-nspawn)")
+    return debianroot.bookworm_root()
+
+
+@pytest.fixture(scope="session")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This tree's wheel and its dependencies' (pip on the host: the root has no network)."""
+    return debianroot.wheelhouse(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(scope="session")
+def installed_root(debian_root: Path, wheels: Path,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """An overlay of the Debian root where the README's Install commands ran, from a copy
+    of this repository in /root/slurm-exporter, with Debian's python3."""
+    with debianroot.overlay(debian_root, tmp_path_factory.mktemp("installed")) as root:
+        src = root / "root" / "slurm-exporter"
+        debianroot.copy_tree(src)
+        shutil.copytree(wheels, root / "wheels")
+        script = "set -e\n" + "\n".join(readme_install_commands())
+        done = debianroot.in_root(root, script, cwd="/root/slurm-exporter", check=False,
+                                  env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/wheels"})
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        root.joinpath("install.out").write_text(done.stdout)
+        yield root
+
+
+def readme_install_commands() -> list[str]:
+    """The README's install block, less the apt-get line (its packages are in the root)."""
+    block = readme_block("## Install")
+    commands = [line.split("  #")[0].strip() for line in block.splitlines()]
+    apt = [c for c in commands if c.startswith("apt-get install")]
+    assert apt and set(apt[0].split()[2:]) <= set(debianroot.PACKAGES), apt
+    return [c for c in commands if c and not c.startswith("apt-get")]
+
+
+def readme_block(heading: str) -> str:
+    """The first ```sh block after a README heading."""
+    text = (debianroot.TOP / "README.md").read_text()
+    after = text.split(f"\n{heading}\n", 1)[1]
+    return after.split("```sh\n", 1)[1].split("```", 1)[0]

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
@@ -43,6 +51,14 @@ WEB_MAX_CONNECTIONS_MAX = 900
 # Slurm's auth_p_token_generate() takes the lifespan as an int and refuses <= 0
 # (src/plugins/auth/jwt/auth_jwt.c:752 in slurm-26-05-3-1)
 JWT_LIFESPAN_MAX = 2**31 - 1
+# setting: (lowest, highest, unit)
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "interval": (SECONDS_MIN, INTERVAL_MAX, "seconds"),
+    "timeout": (SECONDS_MIN, TIMEOUT_MAX, "seconds"),
+    "jwt_lifespan": (JWT_LIFESPAN_MIN, JWT_LIFESPAN_MAX, "seconds"),
+    "stale_data_max_age": (0, STALE_DATA_MAX_AGE_MAX, "seconds"),
+    "web_max_connections": (1, WEB_MAX_CONNECTIONS_MAX, "connections"),
+}
 
 
 class ConfigError(Exception):
@@ -186,30 +202,16 @@ class Settings(BaseModel):
         parse_listen_address(v)
         return v
 
-    @field_validator("interval")
+    @field_validator(*BOUNDS)
     @classmethod
-    def _check_interval(cls, v: float) -> float:
-        return _in_range(v, SECONDS_MIN, INTERVAL_MAX, "seconds")
-
-    @field_validator("web_max_connections")
-    @classmethod
-    def _check_max_connections(cls, v: int) -> int:
-        return int(_in_range(v, 1, WEB_MAX_CONNECTIONS_MAX, "connections"))
-
-    @field_validator("stale_data_max_age")
-    @classmethod
-    def _check_stale_age(cls, v: float | None) -> float | None:
-        return None if v is None else _in_range(v, 0, STALE_DATA_MAX_AGE_MAX, "seconds")
-
-    @field_validator("timeout")
-    @classmethod
-    def _check_timeout(cls, v: float) -> float:
-        return _in_range(v, SECONDS_MIN, TIMEOUT_MAX, "seconds")
-
-    @field_validator("jwt_lifespan")
-    @classmethod
-    def _check_lifespan(cls, v: int) -> int:
-        return int(_in_range(v, JWT_LIFESPAN_MIN, JWT_LIFESPAN_MAX, "seconds"))
+    def _check_bounds(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None:  # unset: its default is derived (--stale-data-max-age)
+            return None
+        low, high, unit = BOUNDS[str(info.field_name)]
+        # written so that nan fails too (every comparison with nan is False)
+        if not low <= v <= high:
+            raise ValueError(f"must be from {low:g} to {high:.10g} {unit}")
+        return v
 
     @field_validator("tls_ca_file")
     @classmethod
@@ -271,13 +273,6 @@ def parse_listen_address(value: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r} is not host:port, e.g. :9341 or 127.0.0.1:9341")
     return host.strip("[]"), int(port)
-
-
-def _in_range(v: float, low: float, high: float, unit: str) -> float:
-    # written so that nan fails too (every comparison with nan is False)
-    if not low <= v <= high:
-        raise ValueError(f"must be from {low:g} to {high:.10g} {unit}")
-    return v
 
 
 def _check_url_port(url: str) -> None:

@@ -102,6 +102,8 @@ def _cases() -> list[Case]:
     flag("--telemetry-path", "metrics")
     for v in ("0", "-1", "1e-9", "nan", "inf", "abc", "1e6"):
         c.append(Case(["--interval", v, "--auth", "none"]))
+    flag("--stale-data-max-age", "-1", "nan", "1e9", "abc")
+    flag("--web-max-connections", "0", "1.5", "100000")
     c.append(Case(["--auth", "none"], env={"SLURM_EXPORTER_ONCE": "2"}))
     c.append(Case(["--auth", "none", "--slurmrestd-url", DOWN, "--web-config-file",
                    "$TMP/missing.yml"]))

@@ -196,16 +196,22 @@ def _check_private_data(
     own = [j for j in jobs if j.user == user]
     if len(own) < len(jobs):
         return  # other users' jobs are visible: nothing hidden from this user
-    active = sum(1 for j in own if j.state in ("pending", "running"))
-    # every job, whoever sees it: slurmctld recounts them every 30 s (controller.c,
-    # _update_diag_job_state_counts; a pending array counts its tasks)
+    # counted as sdiag counts them (controller.c:4384-4391 at slurm-26-05-3-1,
+    # _foreach_job_running): a pending record counts its tasks (an array's meta record
+    # all of its tasks), a running one once. squeue's "configuring" is a running job too.
+    active = sum(j.tasks for j in own if j.pending) + sum(
+        1 for j in own if j.state in ("running", "configuring")
+    )
+    # every job, whoever sees it: slurmctld recounts them every 30 s
+    # (_update_diag_job_state_counts)
     counted = diag.jobs_pending + diag.jobs_running if diag is not None else 0
     if counted > active:
         r.fail(
             "private data",
             f"slurmrestd shows user {user!r} only its own jobs ({active} pending or running) "
             f"while slurmctld counts {counted}: PrivateData=jobs in slurm.conf hides other "
-            f"users' jobs from users below Operator, so every job count would be too low. "
+            f"users' jobs from users below Operator, so every job count would be too low "
+            "(slurmctld recounts every 30 s: if jobs just ended, run check again). "
             + _operator_fix(user),
         )
     elif hidden:

@@ -51,9 +51,9 @@ def _diag(pending: int, running: int) -> bytes:
     return json.dumps(doc).encode()
 
 
-def _check(key_file: Path) -> tuple[int, str]:
+def _check(key_file: Path, user: str = "exporter") -> tuple[int, str]:
     out = io.StringIO()
-    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", "exporter"]
+    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", user]
     return run_check(load_settings(args), out), out.getvalue()
 
 
@@ -109,3 +109,14 @@ def test_nodes_denied_by_private_data_say_what_to_do(
     code, out = _check(key_file)
     line = next(x for x in out.splitlines() if x.startswith("[FAIL] endpoint nodes"))
     assert code == 1 and "PrivateData=nodes" in line and "adminlevel=operator" in line
+
+
+def test_a_pending_array_counts_its_tasks_as_sdiag_does(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    # root's jobs alone, as root sees them: 6 pending records, one an array of 4 tasks
+    # (1-4%2), and 2 running; sdiag counts 9 pending tasks and 2 running: nothing hidden
+    mock.get(f"{URL}/slurm/{V}/jobs/").respond(200, content=_jobs_of("root"))
+    mock.get(f"{URL}/slurm/{V}/diag/").respond(200, content=_diag(9, 2))
+    code, out = _check(key_file, user="root")
+    assert code == 0 and "private data" not in out, out

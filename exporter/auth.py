@@ -228,7 +228,9 @@ class MintedToken(_Renewable):
         self._key_file = key_file
         self._user = user
         self._allow_insecure = allow_insecure_permissions
-        self._warned_insecure = False
+        # refused here, at start; when allowed, said here once and not at each renewal
+        check_key_permissions(key_file, allow_insecure_permissions)
+        self._warned_insecure = allow_insecure_permissions
         self.key_length: int | None = None  # of the key read last
         self.description = f"minted for user {user!r} with the key {key_file}"
 
@@ -458,7 +460,6 @@ def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> 
     if mode == "jwt-key":
         assert settings.jwt_key_file is not None and settings.jwt_user
         allow = settings.jwt_key_file_allow_insecure_permissions
-        check_key_permissions(settings.jwt_key_file, allow)  # refused at start already
         return MintedToken(
             settings.jwt_key_file, settings.jwt_user, settings.jwt_lifespan, clock, allow
         )

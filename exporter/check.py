@@ -39,14 +39,18 @@ class _Report:
         print(f"[FAIL] {what}: {text}", file=self.out)
 
 
-def run_check(settings: Settings, out: TextIO = sys.stdout) -> int:
+def run_check(
+    settings: Settings, out: TextIO = sys.stdout, tokens: TokenSource | None = None
+) -> int:
+    """`tokens`: the source the command line built and checked at start, if any."""
     r = _Report(out)
     print(f"slurm-exporter check: {settings.slurmrestd_url}", file=out)
-    try:
-        tokens = token_source_from_settings(settings)
-    except AuthError as e:
-        r.fail("token", str(e))
-        return 1
+    if tokens is None:
+        try:
+            tokens = token_source_from_settings(settings)
+        except AuthError as e:
+            r.fail("token", str(e))
+            return 1
     _check_token(r, tokens)
     client = SlurmrestdClient(settings, tokens)
     try:

@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "check":
         from exporter.check import run_check  # only `check` needs it
 
-        return run_check(settings)
+        return run_check(settings, tokens=tokens)
     return _run(settings, tokens)
 
 

@@ -31,7 +31,7 @@ subcommands:
                                  runs as PID 1, else the SLURM_EXPORTER_* variables)
 
 Settings may also come from SLURM_EXPORTER_<FLAG> variables (e.g. SLURM_EXPORTER_INTERVAL=60)
-and from --config-file (TOML or YAML). A static token is read from SLURM_JWT.
+and from --config-file (TOML, YAML or JSON). A static token is read from SLURM_JWT.
 """
 
 

@@ -22,8 +22,13 @@ from typing import TypeVar
 import httpx
 import msgspec
 
-from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry, parse_errors
-from exporter.api.versions import refuses_tokens_with_bare_error
+from exporter.api.errors import (
+    SLURM_AUTH_ERROR,
+    SlurmError,
+    SlurmErrorEntry,
+    parse_errors,
+    refuses_tokens_with_bare_error,
+)
 from exporter.auth import AuthError, Credentials, TokenSource
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings, tls_context

@@ -138,7 +138,6 @@ class Collection:
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
         self.snapshot = first_snapshot(clock)
-        self.served_versions: list[str] = []
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -182,7 +181,6 @@ class Collection:
         if self._adapter is not None:
             return self._adapter
         found = discover(self._client)
-        self.served_versions = found.served
         chosen = found.require()
         log.info("using slurmrestd API %s (served: %s)", chosen, ", ".join(found.served))
         self._adapter = adapter_for(chosen)
@@ -282,8 +280,6 @@ class Collection:
         # Say it loudly when it starts or changes; a repeat each cycle only at debug.
         st.news = st.last_failure != this
         st.last_failure = this
-        if failure.reason == "auth" and isinstance(failure.__cause__, AuthError):
-            log.debug("token source: %s", self._tokens.description)
         self._drop_if_too_old(endpoint, st)
 
     def _drop_if_too_old(self, endpoint: str, st: _EndpointState) -> None:
@@ -310,7 +306,11 @@ class Collection:
                 for e, st in self._states.items()
                 if not st.up and st.last_failure is not None and st.news == news
             ]
-            stale = {e for e, st in self._states.items() if st.last_success is not None}
+            stale = {
+                e
+                for e, st in self._states.items()
+                if st.last_success is not None and not st.dropped
+            }
             for line in failure_lines(failing, stale):
                 log.log(logging.WARNING if news else logging.DEBUG, "%s", line)
 

@@ -12,6 +12,7 @@ Three kinds of failure matter to callers, who treat them differently:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import msgspec
@@ -79,11 +80,16 @@ class SlurmError(ApiError):
         return tuple(e.error_number for e in self.errors)
 
 
+_JWT_LIKE = re.compile(rb"eyJ[A-Za-z0-9_=-]*(?:\.[A-Za-z0-9_=-]*){0,2}")
+
+
 def describe_body(body: bytes) -> str:
     """A short, safe description of a body for error messages."""
     if not body:
         return "empty body"
-    quoted = body[:_MAX_BODY_QUOTE]
+    # an answer echoing the request (a proxy's error page) may quote the token: what
+    # looks like a JWT, or the start of one, is never shown
+    quoted = _JWT_LIKE.sub(b"<token>", body[:_MAX_BODY_QUOTE])
     more = "..." if len(body) > _MAX_BODY_QUOTE else ""
     return f"{len(body)} bytes, starting {quoted!r}{more}"
 
@@ -144,3 +150,18 @@ def parse_errors(body: bytes) -> list[SlurmErrorEntry]:
     except msgspec.DecodeError:  # also covers ValidationError
         return []
     return entries_from_raw(parsed.errors or ())
+
+
+_PATH_VERSION = re.compile(r"^/slurm(?:db)?/(v\d+\.\d+\.\d+)/")
+# 22.05's API versions (exporter.api.v0036.VERSIONS), named here so that the client,
+# below the adapters, need not import them
+_BARE_ERROR_AUTH_VERSIONS = frozenset({"v0.0.36", "v0.0.37", "v0.0.38"})
+
+
+def refuses_tokens_with_bare_error(path: str) -> bool:
+    """Whether the API version of `path` answers a refused token with HTTP 500 and only
+    error -1 ("Unspecified error"): 22.05's v0.0.36-38 do. Later ones say 401/511 or
+    error 1007, and their 500 with error -1 is something else (the /nodes?update_time=
+    bug of 23.11-26.05.2, see exporter.api.versions.update_time_usable)."""
+    match = _PATH_VERSION.match(path)
+    return match is not None and match.group(1) in _BARE_ERROR_AUTH_VERSIONS

@@ -107,14 +107,3 @@ def update_time_usable(endpoint: str, release: str) -> bool:
     if not match:
         return False
     return tuple(int(x) for x in match.groups()) >= _NODES_UPDATE_TIME_FIXED_IN
-
-
-_PATH_VERSION = re.compile(r"^/slurm(?:db)?/(v\d+\.\d+\.\d+)/")
-
-
-def refuses_tokens_with_bare_error(path: str) -> bool:
-    """Whether the API version of `path` answers a refused token with HTTP 500 and only
-    error -1 ("Unspecified error"): 22.05's v0.0.36-38 do. Later ones say 401/511 or
-    error 1007, and their 500 with error -1 is something else (e.g. the /nodes bug above)."""
-    match = _PATH_VERSION.match(path)
-    return match is not None and match.group(1) in V0036_VERSIONS

@@ -59,3 +59,11 @@ def test_not_an_openapi_document() -> None:
 )
 def test_update_time_usable(endpoint: str, release: str, usable: bool) -> None:
     assert update_time_usable(endpoint, release) is usable
+
+
+def test_the_bare_error_auth_rule_names_exactly_the_2205_adapters_versions() -> None:
+    """The client's copy of 22.05's versions (it may not import the adapters) is theirs."""
+    from exporter.api import errors
+    from exporter.api.v0036 import VERSIONS
+
+    assert set(VERSIONS) == errors._BARE_ERROR_AUTH_VERSIONS

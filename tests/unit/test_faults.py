@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
 import pwd
 import socket
@@ -172,7 +173,11 @@ def test_slurmrestd_stopped_and_restarted_mid_run(
     ("flags", "max_age"), [((), 5 * 30.0), (("--stale-data-max-age", "600"), 600.0)]
 )
 def test_a_failing_endpoints_data_is_dropped_when_too_old(
-    srv: FakeSlurmrestd, key_file: Path, flags: tuple[str, ...], max_age: float
+    srv: FakeSlurmrestd,
+    key_file: Path,
+    flags: tuple[str, ...],
+    max_age: float,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Served while younger than --stale-data-max-age (default 5 x --interval), dropped
     after it, with slurm_exporter_endpoint_data_dropped 1; back when the endpoint is."""
@@ -195,6 +200,11 @@ def test_a_failing_endpoints_data_is_dropped_when_too_old(
         assert last_success(old, "jobs") == last_success(good, "jobs")
         assert data_of(old, "nodes") == data_of(good, "nodes")  # the others are served
         assert value(old, "slurm_exporter_endpoint_data_dropped", endpoint="nodes") == 0
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG):
+            coll.run_once()  # still failing: the log no longer claims to serve its data
+        said = [r.getMessage() for r in caplog.records if "jobs failed" in r.getMessage()]
+        assert said and not any("serving the last good data" in m for m in said), said
         srv.fault(srv.path("jobs"), None)
         back = coll.run_once()
         assert data_of(back, "jobs") == data_of(good, "jobs")

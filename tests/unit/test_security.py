@@ -465,3 +465,11 @@ def test_web_config_without_tls_is_basic_auth_over_http() -> None:
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_2xx_body_that_quotes_a_token_is_never_shown_in_a_decode_error() -> None:
+    from exporter.api.errors import describe_body
+
+    token = b"eyJhbGciOiJIUzI1NiJ9.eyJzdW4iOiJleHBvcnRlciJ9.c2lnbmF0dXJl"
+    said = describe_body(b"<html>X-SLURM-USER-TOKEN: " + token + b"</html>")
+    assert b"eyJ".decode() not in said and "<token>" in said, said

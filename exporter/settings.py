@@ -131,6 +131,12 @@ class Settings(BaseModel):
     jobs_per_user: bool = Field(True, description="job counts, CPUs, GPUs per user")
     jobs_per_account: bool = Field(True, description="job counts, CPUs, GPUs per account")
     nodes_per_node: bool = Field(False, description="series per node (one set per node)")
+    nodes_unavailable_per_node: bool = Field(
+        True,
+        description="reason, setter and since-when of each node that sinfo -R lists (down, "
+        "drained, draining, failing): as many series as such nodes; the count by reason "
+        "stays",
+    )
     diag_rpc_per_user: bool = Field(
         True,
         description="sdiag's RPC counts and times per user (one series per user who sent "

@@ -22,6 +22,10 @@
 #   --gpus           node1 gets fake GPUs gpu:a100:2,gpu:h100:2 (and 5 CPUs, 1300 MB)
 #   --with-slurmdbd  MariaDB + slurmdbd; only then gres/gpu appears in TRES strings
 #   --unix-socket    slurmrestd also listens on a UNIX socket (SLURMRESTD_SOCKET)
+#   --spare-nodes    two more nodes, spare[1-2], alone in partition spare and without a
+#                    slurmd (NodeAddr 127.0.0.2): DOWN from the start (Reason "lab: spare node
+#                    without slurmd"), so tests can drain/down them with scontrol update while
+#                    node1 runs the job mix; no job goes there (SLURMLAB_SPARE_NODES)
 #   --private-data WHAT   PrivateData=WHAT in slurm.conf (e.g. jobs, or jobs,nodes): users
 #                    below Operator see only their own jobs (SLURMLAB_PRIVATE_DATA)
 #
@@ -259,6 +263,11 @@ EOF
     # without slurmdbd slurmctld refuses this ("slurmdbd is required to run with TRES gres/gpu")
     [ "$WITH_DBD" = 0 ] || gres+=$'\nAccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:h100'
   fi
+  local spare=""
+  if [ "$SPARE" = 1 ]; then   # nothing listens on 127.0.0.2: slurmctld's pings fail, they stay down
+    spare='NodeName=spare[1-2] NodeAddr=127.0.0.2 CPUs=1 RealMemory=100 State=DOWN Reason="lab: spare node without slurmd"'
+    spare+=$'\nPartitionName=spare Nodes=spare[1-2] MaxTime=INFINITE State=UP'
+  fi
   cat >"$ROOT/etc/slurm/slurm.conf" <<EOF
 # written by scripts/slurmlab.sh: one node, loopback only, no cgroups
 ClusterName=slurmlab
@@ -298,6 +307,7 @@ SlurmdParameters=config_overrides
 NodeName=node1 NodeAddr=127.0.0.1 $node State=UNKNOWN
 PartitionName=debug Nodes=node1 Default=YES MaxTime=INFINITE State=UP
 PartitionName=batch Nodes=node1 MaxTime=12:00:00 State=UP
+$spare
 EOF
   chmod 0644 "$ROOT/etc/slurm/slurm.conf"
 }
@@ -457,6 +467,7 @@ cmd_start() {
     echo "SLURMLAB_GPUS=$GPUS"
     echo "SLURMLAB_SLURMDBD=$WITH_DBD"
     echo "SLURMLAB_PRIVATE_DATA=$PRIVATE"
+    echo "SLURMLAB_SPARE_NODES=$SPARE"
     echo "SLURMLAB_CHROOT=$ROOT"
     echo "SLURMLAB_LOGS=$ROOT$IN/log"
   } >"$RUN/env"
@@ -537,7 +548,8 @@ running() { [ -n "$(q squeue -h -t RUNNING -j "$1" -o %i)" ]; }   # (an array: o
 # shellcheck disable=SC2317
 finished() { ! q squeue -h -t all -j "$1" -o %T | grep -qvE '^(COMPLETED|FAILED|CANCELLED)$'; }
 
-queue_snapshot() { q squeue -h -a -t all -o '%i %T %r'; q sinfo -h -N -o '%N %T'; }
+# node1 only: --spare-nodes' nodes stay down* (not responding) for ever
+queue_snapshot() { q squeue -h -a -t all -o '%i %T %r'; q sinfo -h -N -n node1 -o '%N %T'; }
 
 cmd_submit() {
   need_running
@@ -626,7 +638,7 @@ main() {
   local cmd=$1 release=26.05 rel
   shift
   case $cmd in -h|--help|help) usage; exit 0;; esac
-  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 USER_OPT="" LIFESPAN=3600 PRIVATE=
+  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 SPARE=0 USER_OPT="" LIFESPAN=3600 PRIVATE=
   while [ $# -gt 0 ]; do
     case $1 in
       --release|--port|--user|--lifespan|--private-data) [ $# -ge 2 ] || die "$1 needs a value";;&
@@ -638,6 +650,7 @@ main() {
       --gpus) GPUS=1;;
       --with-slurmdbd) WITH_DBD=1;;
       --unix-socket) SOCKET=1;;
+      --spare-nodes) SPARE=1;;
       -h|--help) usage; exit 0;;
       --) shift; break;;
       *) [ "$cmd" = exec ] && break; die "unknown option '$1' (see --help)";;

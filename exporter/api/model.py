@@ -149,7 +149,12 @@ class Node(msgspec.Struct, frozen=True, gc=False):
     # dicts: never modify them
     gpus_total: dict[str, int] = msgspec.field(default_factory=dict)
     gpus_alloc: dict[str, int] = msgspec.field(default_factory=dict)
+    # why the node is down/drained/failing, as `sinfo -R` shows it: the free text, when it
+    # was set (Unix time; None when Slurm does not know) and the user who set it ("" when
+    # unknown); every API version has all three (v0.0.36-38 and v0.0.40+ alike)
     reason: str = ""
+    reason_time: int | None = None
+    reason_user: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,8 @@ class RawNode(msgspec.Struct, gc=False):
     gres: str | None = None
     gres_used: str | None = None
     reason: str | None = None
+    reason_changed_at: Num = None  # Unix time; 0 or unset: unknown
+    reason_set_by_user: str | None = None  # user name; null (22.05) or "" when unknown
 
 
 class NodeMemo:
@@ -78,4 +80,7 @@ def to_node(raw: RawNode, memo: NodeMemo) -> Node:
         gpus_total=memo.gpus(raw.gres),
         gpus_alloc=memo.gpus(raw.gres_used),
         reason=raw.reason or "",
+        # 0: never set (sinfo prints "Unknown", src/sinfo/print.c _print_timestamp)
+        reason_time=optional_int(raw.reason_changed_at) or None,
+        reason_user=raw.reason_set_by_user or "",
     )

@@ -51,7 +51,11 @@ COLLECTORS: dict[str, EndpointCollector] = {
         EndpointCollector(
             "nodes",
             lambda a, b: a.parse_nodes(b),
-            lambda d, s: collect_nodes(d, per_node=s.nodes_per_node),
+            lambda d, s: collect_nodes(
+                d,
+                per_node=s.nodes_per_node,
+                unavailable_per_node=s.nodes_unavailable_per_node,
+            ),
             lambda a, chunks: a.parse_nodes_stream(chunks),
         ),
         EndpointCollector(

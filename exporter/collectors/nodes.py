@@ -27,6 +27,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.api.model import Node
 from exporter.collectors.families import ABSENT, Key, gauge
+from exporter.collectors.nodes_out import collect_unavailable
 
 # Raw state words (flags) and sinfo states of a node that cannot take new jobs.
 _UNAVAILABLE_FLAGS = frozenset({"DOWN", "DRAIN", "FAIL", "FUTURE"})
@@ -79,8 +80,11 @@ def _per_type(
     return out
 
 
-def collect_nodes(nodes: Sequence[Node], *, per_node: bool = False) -> list[Metric]:
-    """Node, CPU, memory and GPU families; per-node families only when per_node."""
+def collect_nodes(
+    nodes: Sequence[Node], *, per_node: bool = False, unavailable_per_node: bool = True
+) -> list[Metric]:
+    """Node, CPU, memory, GPU and unavailable-node families; per-node families only when
+    per_node, the unavailable nodes' own series when unavailable_per_node."""
     states, part_states = _states(nodes)
     cpus, cpus_total, part_cpus = _cpus(nodes, {p for p, _ in part_states})
     gpus, part_gpus = _gpus(nodes)
@@ -126,6 +130,7 @@ def collect_nodes(nodes: Sequence[Node], *, per_node: bool = False) -> list[Metr
         ),
         *part_gpus,
     ]
+    families += collect_unavailable(nodes, per_node=unavailable_per_node)
     if per_node:
         families += _per_node(nodes)
     return families

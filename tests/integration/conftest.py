@@ -19,10 +19,12 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     """A fresh one-node cluster of one release with the job mix, quiesced.
 
     With fake typed GPUs (gpu:a100:2, gpu:h100:2) and GPU jobs of each request style,
-    slurmdbd (so that gres/gpu is accounted in TRES), and slurmrestd also on a UNIX socket.
+    slurmdbd (so that gres/gpu is accounted in TRES), slurmrestd also on a UNIX socket,
+    and two spare nodes without slurmd in their own partition, down from the start, for
+    the tests of why nodes are out (test_nodes_out.py).
     """
     release = str(request.param)
-    started = start_lab(release, "--gpus", "--with-slurmdbd", "--unix-socket")
+    started = start_lab(release, "--gpus", "--with-slurmdbd", "--unix-socket", "--spare-nodes")
     yield started
     lab_command("stop", "--release", release, check=False)
 

@@ -29,10 +29,12 @@ from exporter.api.model import (
     Partition,
     RpcStat,
 )
+from exporter.api.versions import adapter_for
 from exporter.collectors import COLLECTORS
 from exporter.collectors.diag import collect_diag
 from exporter.collectors.jobs import collect_jobs
 from exporter.collectors.nodes import collect_nodes
+from exporter.collectors.nodes_out import collect_unavailable
 from exporter.collectors.partitions import collect_partitions
 from exporter.collectors.ping import collect_ping
 from exporter.settings import load_settings
@@ -101,6 +103,8 @@ def node(
     gpus: dict[str, int] | None = None,
     gpus_alloc: dict[str, int] | None = None,
     reason: str = "",
+    reason_time: int | None = None,
+    reason_user: str = "",
 ) -> Node:
     return Node(
         name=name,
@@ -116,6 +120,8 @@ def node(
         gpus_total=gpus or {},
         gpus_alloc=gpus_alloc or {},
         reason=reason,
+        reason_time=reason_time,
+        reason_user=reason_user,
     )
 
 
@@ -132,9 +138,10 @@ NODES = [
         "gn02", "draining", ("MIXED", "DRAIN"), ("gpu",), 32, 8,
         mem=512 * GiB, alloc_mem=64 * GiB, free_mem=440 * GiB, load=8.0,
         gpus={"a100": 4}, gpus_alloc={"a100": 1}, reason="bad DIMM",
+        reason_time=1_700_000_000, reason_user="alice",
     ),
     node("cn03", "down", ("DOWN", "NOT_RESPONDING"), ("cpu",), 64, free_mem=None,
-         reason="Not responding"),
+         reason="Not responding", reason_time=1_700_000_100, reason_user="slurm"),
     # slurmd reports more GPUs in use than configured: idle must not go negative
     node(
         "gn03", "mixed", ("MIXED",), ("gpu", "all"), 32, 4,
@@ -144,7 +151,8 @@ NODES = [
     # powered down by power saving (sinfo: idle~): still takes jobs
     node("gn04", "idle", ("IDLE", "POWERED_DOWN"), ("gpu",), 16, mem=128 * GiB,
          free_mem=None, gpus={"l4": 2}),
-    node("cn04", "drained", ("IDLE", "DRAIN"), ("cpu", "all"), 64, reason="disk full"),
+    node("cn04", "drained", ("IDLE", "DRAIN"), ("cpu", "all"), 64, reason="disk full",
+         reason_time=1_700_000_200, reason_user="root"),
     node("cn05", "fail", ("IDLE", "FAIL"), ("cpu",), 8, mem=32 * GiB, free_mem=30 * GiB,
          reason="failing fan"),
 ]
@@ -359,7 +367,10 @@ def test_nodes_per_partition_counts_shared_nodes_in_each() -> None:
 
 
 def test_nodes_per_node_off_by_default() -> None:
-    assert not [n for n in names(collect_nodes(NODES)) if n.startswith("slurm_node_")]
+    per_node = [n for n in names(collect_nodes(NODES)) if n.startswith("slurm_node_")]
+    # the unavailable nodes' own series have their own flag (tests/unit/test_nodes_out.py)
+    assert per_node == ["slurm_node_unavailable_info",
+                        "slurm_node_unavailable_since_timestamp_seconds"]
 
 
 def test_nodes_per_node() -> None:
@@ -720,9 +731,16 @@ GOLDEN_CASES = {
     "diag": lambda: collect_diag(DIAG),
     "jobs": lambda: collect_jobs(JOBS),
     "nodes": lambda: collect_nodes(NODES, per_node=True),
+    # the recorded 26.05 answer with a drained and a down node (tests/fixtures/nodes-out.md)
+    "nodes_out": lambda: collect_unavailable(_recorded_out_nodes()),
     "partitions": lambda: collect_partitions(PARTITIONS),
     "ping": lambda: collect_ping(PINGS),
 }
+
+
+def _recorded_out_nodes() -> list[Node]:
+    fixture = GOLDEN.parent / "fixtures" / "slurm-26.05-nodes-out" / "v0.0.45_nodes.json"
+    return list(adapter_for("v0.0.45").parse_nodes(fixture.read_bytes()).data)
 
 
 def _promtool(text: str) -> None:

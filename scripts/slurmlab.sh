@@ -23,9 +23,10 @@
 #   --with-slurmdbd  MariaDB + slurmdbd; only then gres/gpu appears in TRES strings
 #   --unix-socket    slurmrestd also listens on a UNIX socket (SLURMRESTD_SOCKET)
 #   --spare-nodes    two more nodes, spare[1-2], alone in partition spare and without a
-#                    slurmd (NodeAddr 127.0.0.2): DOWN from the start (Reason "lab: spare node
-#                    without slurmd"), so tests can drain/down them with scontrol update while
-#                    node1 runs the job mix; no job goes there (SLURMLAB_SPARE_NODES)
+#                    slurmd (NodeAddr 127.0.0.2), out from the start: spare1 drained, spare2
+#                    down, with reasons set by root (scontrol update); tests may drain/down
+#                    them again while node1 runs the job mix; no job goes there
+#                    (SLURMLAB_SPARE_NODES)
 #   --private-data WHAT   PrivateData=WHAT in slurm.conf (e.g. jobs, or jobs,nodes): users
 #                    below Operator see only their own jobs (SLURMLAB_PRIVATE_DATA)
 #
@@ -457,6 +458,10 @@ cmd_start() {
     die "start failed; logs in $ROOT$IN/log and $RUN/init.log"
   fi
   [ -z "$sock" ] || chmod 0666 "$sock"   # for unprivileged test clients; JWT still required
+  if [ "$SPARE" = 1 ]; then   # reasons with a time and a user (slurm.conf's have neither)
+    run_in root scontrol update nodename=spare1 state=drain reason="lab: spare node drained" >/dev/null
+    run_in root scontrol update nodename=spare2 state=down reason="lab: spare node without slurmd" >/dev/null
+  fi
   {
     echo "SLURM_RELEASE=$RELEASE"
     echo "SLURM_VERSION=$VERSION"

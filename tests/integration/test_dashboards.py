@@ -6,7 +6,7 @@ and Debian's Prometheus scraping the exporter every second in a job named "slurm
 alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
 dashboards/*.json must return data (except the RARE panels, whose data only appears in rare
 conditions), every rule expression must be valid PromQL, the rules must evaluate without
-error, and the healthy cluster must raise no alert.
+error, and the healthy cluster must raise no alert (but for its spare nodes, out on purpose).
 
 One release is enough for the dashboards: these tests take the session's `lab` of RELEASE
 only (the first of PREFERRED that $SLURMLAB_RELEASES allows), so they share that cluster
@@ -309,8 +309,13 @@ def test_rules_evaluate_without_errors(stack: Stack) -> None:
 
 @ON_LAB
 def test_healthy_lab_raises_no_alert(stack: Stack) -> None:
-    states = stack.lab.sinfo_states()
-    assert set(states) <= {"idle", "mixed", "allocated"}, f"the lab is not healthy: {states}"
+    states = set(stack.lab.slurm("sinfo", "-h", "-N", "-n", "node1", "-o", "%T").split())
+    assert states <= {"idle", "mixed", "allocated"}, f"the lab is not healthy: {states}"
     alerts = stack.prometheus.api("alerts")["data"]["alerts"]
-    assert alerts == [], json.dumps(alerts, indent=1)
+    # but for the spare nodes (slurmlab.sh --spare-nodes), out on purpose so that the nodes
+    # out panels have data: 2 of 3 nodes, above SlurmNodesUnavailableRatioHigh's 10 %, whose
+    # `for` (15m) outlasts these tests; their reasons are too young for SlurmNodesOutLong
+    spare = [a for a in alerts if a["labels"]["alertname"] == "SlurmNodesUnavailableRatioHigh"
+             and a["state"] == "pending"]
+    assert [a for a in alerts if a not in spare] == [], json.dumps(alerts, indent=1)
     stack.assert_same_lab()

@@ -194,6 +194,7 @@ def test_three_dashboards_with_fixed_uids() -> None:
         "slurm-cluster-overview": "slurm-cluster-overview",
         "slurm-scheduler": "slurm-scheduler",
         "slurm-exporter-health": "slurm-exporter-health",
+        "slurm-nodes-out": "slurm-nodes-out",
     }
     for p in DASHBOARDS:
         d = load_dashboard(p)

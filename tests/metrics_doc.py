@@ -25,7 +25,8 @@ FIXTURES = TOP / "tests" / "fixtures"
 BEGIN = "<!-- metrics table: begin (python3 -m tests.metrics_doc --write) -->"
 END = "<!-- metrics table: end -->"
 
-FLAG_OF = {  # families that only exist behind a flag
+FLAG_OF = {  # families that only exist behind a flag (the first matching prefix wins)
+    "slurm_node_unavailable_": "on; --no-nodes-unavailable-per-node",
     "slurm_user_": "--jobs-per-user",
     "slurm_account_": "--jobs-per-account",
     "slurm_node_": "--nodes-per-node",
@@ -39,7 +40,9 @@ def all_families() -> list[tuple[str, Metric]]:
     adapter = adapter_for("v0.0.45")
     out: list[tuple[str, Metric]] = []
     for endpoint, spec in COLLECTORS.items():
-        folder = "slurm-26.05-gpus" if endpoint in ("jobs", "nodes") else "slurm-26.05"
+        folder = "slurm-26.05-gpus" if endpoint == "jobs" else "slurm-26.05"
+        # with GPUs and with nodes out (tests/fixtures/nodes-out.md)
+        folder = "slurm-26.05-nodes-out" if endpoint == "nodes" else folder
         body = (FIXTURES / folder / f"v0.0.45_{endpoint}.json").read_bytes()
         for fam in spec.collect(spec.parse(adapter, body).data, settings):
             out.append((endpoint, fam))

@@ -57,9 +57,11 @@ def is_out(node: Node) -> bool:
 def collect_unavailable(nodes: Sequence[Node], *, per_node: bool = True) -> list[Metric]:
     """The count of out nodes by reason and state; per node, its reason and since when."""
     out = [n for n in nodes if is_out(n)]
+    # once per distinct text: thousands of nodes often share a few reasons
+    labels = {n.reason: reason_label(n.reason) for n in out}
     counts: dict[Key, int] = {}
     for node in out:
-        key = (reason_label(node.reason), node.state)
+        key = (labels[node.reason], node.state)
         counts[key] = counts.get(key, 0) + 1
     families: list[Metric] = [
         gauge(
@@ -71,11 +73,11 @@ def collect_unavailable(nodes: Sequence[Node], *, per_node: bool = True) -> list
         )
     ]
     if per_node:
-        families += _per_node(out)
+        families += _per_node(out, labels)
     return families
 
 
-def _per_node(out: Sequence[Node]) -> list[Metric]:
+def _per_node(out: Sequence[Node], labels: dict[str, str]) -> list[Metric]:
     return [
         gauge(
             "slurm_node_unavailable_info",
@@ -83,7 +85,7 @@ def _per_node(out: Sequence[Node]) -> list[Metric]:
             f"characters and runs of spaces made one space, cut to {REASON_MAX} characters; "
             "none when unset) and the user who set it (set_by; empty when unknown).",
             ["node", "state", "reason", "set_by"],
-            {(n.name, n.state, reason_label(n.reason), n.reason_user): 1 for n in out},
+            {(n.name, n.state, labels[n.reason], n.reason_user): 1 for n in out},
         ),
         gauge(
             "slurm_node_unavailable_since_timestamp_seconds",

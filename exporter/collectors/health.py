@@ -108,7 +108,8 @@ def collect_health(
         renewals.add_metric([result], float(token.renewals.get(result, 0)))
 
     families: list[Metric] = [
-        up, dropped, duration, last_success, interval, errors, expiry, renewals, collect_build_info(version)
+        up, dropped, duration, last_success, interval, errors, expiry, renewals,
+        collect_build_info(version),
     ]
     if meta is not None:
         slurm = InfoMetricFamily(

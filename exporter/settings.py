@@ -273,7 +273,8 @@ class Settings(BaseModel):
             if own is not None and own < self.interval:
                 raise ValueError(
                     f"{flag_of(f'collector_{endpoint}_interval')}: must be at least "
-                    f"--interval ({self.interval:g} s), got {own:g}"
+                    f"--interval ({self.interval:g} s): an endpoint is called at most once "
+                    f"a cycle (got {own:g})"
                 )
         return self
 
@@ -525,6 +526,11 @@ def _describe_error(e: Mapping[str, Any], sources: Mapping[str, _Value]) -> str:
     loc = [str(p) for p in e["loc"]]
     msg = str(e["msg"]).removeprefix("Value error, ")
     if not loc:
+        # a rule across settings names the flag it is about: say where its value came from
+        m = re.match(r"(--[\w-]+): ", msg)
+        source = sources.get(m[1][2:].replace("-", "_")) if m else None
+        if m and source is not None:
+            return f"{source.where}: {msg[m.end():]}"
         return msg
     kind = str(e["type"])
     if kind == "literal_error":

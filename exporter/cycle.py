@@ -161,6 +161,8 @@ class Collection:
                 self._record_failure(e, failure, 0.0)
         else:
             due = self._due(adapter)
+            for st in self._states.values():
+                st.news = False  # an endpoint not called this cycle has no news either
             futures = [self._pool.submit(self._call, adapter, e) for e in due]
             for fut in futures:
                 fut.result()  # _call never raises; this waits for it

@@ -102,7 +102,8 @@ def test_stale_data_counts_in_the_endpoints_own_interval(
     ("args", "message"),
     [
         (["--collector-shares-interval", "10"],
-         "--collector-shares-interval: must be at least --interval (30 s), got 10"),
+         "--collector-shares-interval: must be at least --interval (30 s): an endpoint is "
+         "called at most once a cycle (got 10)"),
         (["--collector-jobs-interval", "0"],
          "--collector-jobs-interval: must be from 0.001 to 86400 seconds (got '0')"),
         (["--collector-ping-interval", "abc"],

@@ -2,8 +2,10 @@
 version, as jobrecord.py for jobs. v0.0.40/41 send `effective_usage` and `fairshare`
 as plain numbers (FLOAT64) and an infinite `level` as the bare word `Infinity`, which is
 not JSON; v0.0.42+ wrap them (FLOAT64_NO_VAL: src/plugins/data_parser/v0.0.42/parsers.c,
-ASSOC_SHARES_OBJ_WRAP), and v0.0.43+ print an infinite level as 2^64 with a warning
-"Dumping (0xffffffffffffffff) as place holder for Infinity".
+ASSOC_SHARES_OBJ_WRAP), and 26.05's (v0.0.42 to v0.0.45) print an infinite one as
+(double) INFINITE64, 2^64, with the warning "Dumping (0xffffffffffffffff) as place holder
+for Infinity" (src/plugins/data_parser/v0.0.43/parsers.c:2443-2447, slurm-26-05-3-1),
+and NO_VAL as (double) NO_VAL, which `number()` takes for unset.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ _SPECIALS = re.compile(rb": (-?Infinity|NaN)(,?)\n")
 _SPECIAL_VALUES = {"Infinity": math.inf, "-Infinity": -math.inf}
 # Slurm's SLURMDB_FS_USE_PARENT (slurmdb.h): shares taken from the parent; sshare "parent"
 FS_USE_PARENT = 0x7FFFFFFF
-# 2^64 as a double: v0.0.43+ print an infinite double so (see above)
+# (double) INFINITE64 = 2^64: how 26.05 prints an infinite double (see above)
 _INFINITY_PLACEHOLDER = float(2**64)
 
 Special = str  # "Infinity" once _SPECIALS has quoted it

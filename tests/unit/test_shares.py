@@ -45,7 +45,7 @@ def test_every_version_reads_the_same_associations(release: str, version: str) -
     assert root.shares_raw is None and root.level_fs is None and root.usage_norm is None
     assert root.usage_effective == 1.0
     user_root = got[("root", "root", True)]
-    assert user_root.level_fs == math.inf  # v0.0.40/41: bare Infinity; v0.0.43+: 2^64
+    assert user_root.level_fs == math.inf  # v0.0.40/41: bare Infinity; 26.05: 2^64
     assert (user_root.fairshare_factor, user_root.usage_norm) == (1.0, 0.0)
     physics = got[("physics", "root", False)]
     assert (physics.shares_raw, physics.shares_norm, physics.level_fs) == (1, 1 / 3, 0.0)

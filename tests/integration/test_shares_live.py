@@ -23,7 +23,11 @@ Row = dict[str, str]
 
 
 def _sshare(lab: Lab) -> list[Row]:
-    lines = lab.slurm("sshare", "-a", "-l", "-P").splitlines()
+    return parse_sshare(lab.slurm("sshare", "-a", "-l", "-P"))
+
+
+def parse_sshare(text: str) -> list[Row]:
+    lines = text.splitlines()
     header = lines[0].split("|")
     return [dict(zip(header, line.split("|"), strict=True)) for line in lines[1:]]
 
@@ -84,6 +88,23 @@ def _got(values: dict[str, float]) -> dict[str, str]:
     return out
 
 
+def differences(rows: list[Row], samples: Samples) -> list[str]:
+    """Where the exporter's series (with --shares-per-user) differ from sshare's rows."""
+    out = []
+    for row in rows:
+        user, account = row["User"], row["Account"].strip()
+        kind, key = ("user", (user, account)) if user else ("account", (account,))
+        got = _got(_values(samples, kind, key))
+        want = _expected(row)
+        if {k: got[k] for k in want} != want:
+            out.append(f"{kind} {key}: sshare {want}, exporter {got}")
+        tres = dict(t.split("=") for t in row["TRESRunMins"].split(",") if t)
+        run = _run_minutes(samples, kind, key)
+        if not run or any(int(tres[t]) != m for t, m in run.items()):
+            out.append(f"{kind} {key}: TRESRunMins {tres}, exporter {run}")
+    return out
+
+
 def test_shares_equal_sshare(lab: Lab) -> None:
     if lab.release == "22.05":
         pytest.skip("/shares came with Slurm 23.11 (API v0.0.40)")
@@ -96,16 +117,7 @@ def test_shares_equal_sshare(lab: Lab) -> None:
     else:
         pytest.fail("sshare's values kept moving")
     assert len(before) >= 7  # root, 2 accounts, 4 user associations
-    for row in before:
-        user, account = row["User"], row["Account"].strip()
-        kind, key = ("user", (user, account)) if user else ("account", (account,))
-        values = _values(samples, kind, key)
-        got = _got(values)
-        want = _expected(row)
-        assert {k: got[k] for k in want} == want, (kind, key)
-        tres = dict(t.split("=") for t in row["TRESRunMins"].split(",") if t)
-        run = _run_minutes(samples, kind, key)
-        assert run and all(int(tres[t]) == m for t, m in run.items()), (key, tres, run)
+    assert differences(before, samples) == []
     # without --shares-per-user: the accounts only
     code, samples, stderr = run_exporter("--once", *minted(lab))
     assert code == 0, stderr

@@ -13,6 +13,7 @@ from exporter.api.v0036 import V0036Adapter
 from exporter.api.v0040 import V0040Adapter
 from exporter.collectors.shares import collect_shares
 from exporter.cycle import render
+from tests.integration.test_shares_live import Samples, differences, parse_sshare
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
@@ -83,8 +84,34 @@ def test_per_user_series_only_with_the_flag() -> None:
 
 
 def test_golden_exposition() -> None:
-    text = render(collect_shares(shares("26.05", "v0.0.45"), per_user=True)).decode()
+    body = (FIXTURES / "slurm-24.11-slurmdbd" / "v0.0.42_shares_usage.json").read_bytes()
+    data = V0040Adapter("v0.0.42").parse_shares(body).data
+    text = render(collect_shares(data, per_user=True)).decode()
     path = GOLDEN / "shares.prom"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
     assert text == path.read_text(encoding="utf-8")
+
+
+def _samples(text: str) -> Samples:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            out.setdefault(smp.name, []).append((smp.labels, smp.value))
+    return out
+
+
+@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41", "v0.0.42"])
+def test_recorded_usage_equals_sshare_of_the_same_moment(version: str) -> None:
+    """Answers recorded with sshare -a -l -P before and after (unchanged): a cluster with
+    usage (RawUsage 154, FairShare 0.25, LevelFS 0.333333 and inf), PriorityCalcPeriod=1
+    and AccountingStorageEnforce=limits (TRESRunMins is counted only then:
+    src/slurmctld/acct_policy.c:892, slurm-24-11-5-1)."""
+    folder = FIXTURES / "slurm-24.11-slurmdbd"
+    body = (folder / f"{version}_shares_usage.json").read_bytes()
+    data = V0040Adapter(version).parse_shares(body).data
+    samples = _samples(render(collect_shares(data, per_user=True)).decode())
+    rows = parse_sshare((folder / "sshare_usage.txt").read_text())
+    assert differences(rows, samples) == []

@@ -136,7 +136,9 @@ class Settings(BaseModel):
     collector_shares: bool = Field(
         True, description="fairshare per account (sshare), from Slurm 23.11 (API v0.0.40) on"
     )
-    # --collector-X-interval for every endpoint (see interval_of)
+    # --collector-X-interval, one per endpoint of ENDPOINTS, made here so that an endpoint
+    # added there has its flag, variable and key (the class body's namespace is the
+    # model's: pydantic sees these as declared fields; see interval_of)
     for _endpoint in ENDPOINTS:
         __annotations__[f"collector_{_endpoint}_interval"] = "float | None"
         vars()[f"collector_{_endpoint}_interval"] = Field(

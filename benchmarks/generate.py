@@ -1141,7 +1141,10 @@ def generate(
         text = render_partitions(caps, cluster) + "\n"
         (out / f"{version}_partitions.json").write_text(text)
         files[f"{version}_partitions.json"] = len(text)
-        for endpoint in ("diag", "ping"):
+        # /shares (v0.0.40+) as the lab without slurmdbd answers it: no associations
+        # (benchmarks.shares measures a large one)
+        copied = ("diag", "ping") if is_legacy(version) else ("diag", "ping", "shares")
+        for endpoint in copied:
             body = caps.raw(endpoint)
             (out / f"{version}_{endpoint}.json").write_bytes(body)
             files[f"{version}_{endpoint}.json"] = len(body)

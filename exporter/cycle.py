@@ -71,6 +71,7 @@ class _EndpointState:
     full_at: float = 0.0  # when that full answer came
     news: bool = False  # last_failure started or changed in this cycle: say it loudly
     dropped: bool = False  # families dropped as too old (--stale-data-max-age)
+    called_at: float | None = None  # when it was last called: is it due again?
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -128,12 +129,19 @@ class Collection:
         self._clock = clock
         self._endpoints = settings.enabled_endpoints()
         self._states = {e: _EndpointState() for e in self._endpoints}
+        self._intervals = {e: settings.interval_of(e) for e in self._endpoints}
+        self._unserved: set[str] = set()  # endpoints the API version in use does not have
         self._adapter: Adapter | None = None
         if settings.api_version != "auto":
             self._adapter = adapter_for(settings.api_version)
         self._meta: Meta | None = None
         max_age = settings.stale_data_max_age
-        self._max_age = STALE_INTERVALS * settings.interval if max_age is None else max_age
+        # unset: a few of the endpoint's own intervals, not of the cycle's (a /shares
+        # polled every 300 s must not count as stale after 5 cycles of 30 s)
+        self._max_age = {
+            e: STALE_INTERVALS * i if max_age is None else max_age
+            for e, i in self._intervals.items()
+        }
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
@@ -152,7 +160,10 @@ class Collection:
             for e in self._endpoints:
                 self._record_failure(e, failure, 0.0)
         else:
-            futures = [self._pool.submit(self._call, adapter, e) for e in self._endpoints]
+            due = self._due(adapter)
+            for st in self._states.values():
+                st.news = False  # an endpoint not called this cycle has no news either
+            futures = [self._pool.submit(self._call, adapter, e) for e in due]
             for fut in futures:
                 fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
@@ -177,6 +188,29 @@ class Collection:
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     # -------------------------------------------------------------- internals
+    def _due(self, adapter: Adapter) -> list[str]:
+        """The endpoints to call in this cycle: those whose own interval
+        (--collector-X-interval) has passed since their last call, and that the API
+        version in use serves. The others keep their last answer, health included."""
+        now = self._clock()
+        # cycles start --interval apart, give or take: half a cycle of slack keeps a
+        # 300 s endpoint from slipping to 330 s with 30 s cycles
+        slack = self._settings.interval / 2
+        due = []
+        for e in self._endpoints:
+            if not adapter.serves(e):
+                if e not in self._unserved:
+                    log.info("%s: not served by API %s; not collected", e, adapter.version)
+                    self._unserved.add(e)
+                continue
+            self._unserved.discard(e)
+            called, own = self._states[e].called_at, self._intervals[e]
+            # polled every cycle: the cycle's own pacing decides (and run_once calls it)
+            if own <= self._settings.interval or called is None or now - called >= own - slack:
+                self._states[e].called_at = now
+                due.append(e)
+        return due
+
     def _current_adapter(self) -> Adapter:
         if self._adapter is not None:
             return self._adapter
@@ -227,7 +261,10 @@ class Collection:
         self, adapter: Adapter, spec: EndpointCollector, path: str, since: int | None
     ) -> Response[Any] | None:
         """The decoded answer; None when slurmrestd said nothing changed since `since`."""
-        query = path if since is None else f"{path}?update_time={since}"
+        params = [spec.query(self._settings)] if spec.query is not None else []
+        if since is not None:
+            params.append(f"update_time={since}")
+        query = "?".join([path, "&".join(p for p in params if p)]).rstrip("?")
         status = 0
         try:
             if spec.parse_stream is not None:
@@ -288,11 +325,11 @@ class Collection:
         if st.dropped or st.last_success is None:
             return
         age = self._clock() - st.last_success
-        if age > self._max_age:
+        if age > self._max_age[endpoint]:
             log.warning(
                 "%s: its last good data is %.0f s old, over --stale-data-max-age (%g s): "
                 "no longer served until the endpoint answers again",
-                endpoint, age, self._max_age,
+                endpoint, age, self._max_age[endpoint],
             )
             st.families, st.dropped = [], True
 
@@ -322,9 +359,14 @@ class Collection:
         health = collect_health(
             endpoints={
                 e: EndpointHealth(
-                    st.up, st.duration, st.last_success, dict(st.errors), st.dropped
+                    st.up,
+                    st.duration,
+                    st.last_success,
+                    dict(st.errors),
+                    st.dropped,
+                    self._intervals[e],
                 )
-                for e, st in self._states.items()
+                for e, st in self._served()
             },
             token=TokenHealth(expires_at, self._tokens.renewals()),
             meta=self._meta,
@@ -333,20 +375,24 @@ class Collection:
             cycle_finished_at=self._clock(),
         )
         families: list[Metric] = []
-        for st in self._states.values():
+        for _, st in self._served():
             families.extend(st.families)
         families.extend(health)
         failures = tuple(
             (e, EndpointFailure(st.last_failure[0], st.last_failure[1]))
-            for e, st in self._states.items()
+            for e, st in self._served()
             if st.last_failure is not None
         )
         return Snapshot(
             exposition=render(families),
             created_at=self._clock(),
-            all_up=all(st.up for st in self._states.values()),
+            all_up=all(st.up for _, st in self._served()),
             failures=failures,
         )
+
+    def _served(self) -> list[tuple[str, _EndpointState]]:
+        """The endpoints that count: not those the API version in use lacks."""
+        return [(e, st) for e, st in self._states.items() if e not in self._unserved]
 
 
 # A failure's message: "GET <path>: <cause and fix>[ [HTTP <status>: <what it said>]]"

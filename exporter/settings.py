@@ -34,7 +34,11 @@ from pydantic import (
 
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares")
+# Endpoints polled less often than --interval unless --collector-X-interval says otherwise:
+# one line per endpoint. /shares walks every association under slurmctld's association
+# lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default).
+DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0}
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
@@ -54,6 +58,7 @@ JWT_LIFESPAN_MAX = 2**31 - 1
 # setting: (lowest, highest, unit)
 BOUNDS: dict[str, tuple[float, float, str]] = {
     "interval": (SECONDS_MIN, INTERVAL_MAX, "seconds"),
+    **{f"collector_{e}_interval": (SECONDS_MIN, INTERVAL_MAX, "seconds") for e in ENDPOINTS},
     "timeout": (SECONDS_MIN, TIMEOUT_MAX, "seconds"),
     "jwt_lifespan": (JWT_LIFESPAN_MIN, JWT_LIFESPAN_MAX, "seconds"),
     "stale_data_max_age": (0, STALE_DATA_MAX_AGE_MAX, "seconds"),
@@ -128,6 +133,21 @@ class Settings(BaseModel):
     collector_nodes: bool = Field(True, description="node states, CPUs, memory, GPUs (sinfo)")
     collector_partitions: bool = Field(True, description="partition totals and state")
     collector_ping: bool = Field(True, description="slurmctld ping (scontrol ping)")
+    collector_shares: bool = Field(
+        True, description="fairshare per account (sshare), from Slurm 23.11 (API v0.0.40) on"
+    )
+    # --collector-X-interval, one per endpoint of ENDPOINTS, made here so that an endpoint
+    # added there has its flag, variable and key (the class body's namespace is the
+    # model's: pydantic sees these as declared fields; see interval_of)
+    for _endpoint in ENDPOINTS:
+        __annotations__[f"collector_{_endpoint}_interval"] = "float | None"
+        vars()[f"collector_{_endpoint}_interval"] = Field(
+            None,
+            description=f"seconds between calls to /{_endpoint}, at least --interval (unset: "
+            + (f"{DEFAULT_INTERVALS[_endpoint]:g}, or --interval if longer)"
+               if _endpoint in DEFAULT_INTERVALS else "--interval)"),
+        )
+    del _endpoint
     jobs_per_user: bool = Field(True, description="job counts, CPUs, GPUs per user")
     jobs_per_account: bool = Field(True, description="job counts, CPUs, GPUs per account")
     nodes_per_node: bool = Field(False, description="series per node (one set per node)")
@@ -136,6 +156,11 @@ class Settings(BaseModel):
         description="reason, setter and since-when of each node that sinfo -R lists (down, "
         "drained, draining, failing): as many series as such nodes; the count by reason "
         "stays",
+    )
+    shares_per_user: bool = Field(
+        False,
+        description="fairshare per user association too (one set per user and account: mind "
+        "the cardinality and the size of /shares)",
     )
     diag_rpc_per_user: bool = Field(
         True,
@@ -247,6 +272,27 @@ class Settings(BaseModel):
         if self.jwt_key_file is not None and not self.jwt_user and self.auth in ("auto", "jwt-key"):
             raise ValueError("--jwt-key-file needs --jwt-user (the Slurm user to act as)")
         return self
+
+    @model_validator(mode="after")
+    def _check_endpoint_intervals(self) -> Settings:
+        for endpoint in ENDPOINTS:
+            own = getattr(self, f"collector_{endpoint}_interval")
+            # an endpoint is called at most once a cycle: it cannot be polled more often
+            if own is not None and own < self.interval:
+                raise ValueError(
+                    f"{flag_of(f'collector_{endpoint}_interval')}: must be at least "
+                    f"--interval ({self.interval:g} s): an endpoint is called at most once "
+                    f"a cycle (got {own:g})"
+                )
+        return self
+
+    def interval_of(self, endpoint: str) -> float:
+        """Seconds between calls to `endpoint`: its own flag, else its default, never
+        less than --interval."""
+        own = getattr(self, f"collector_{endpoint}_interval", None)
+        if own is None:
+            own = DEFAULT_INTERVALS.get(endpoint, self.interval)
+        return max(own, self.interval)
 
     @property
     def unix_socket(self) -> str | None:
@@ -488,6 +534,11 @@ def _describe_error(e: Mapping[str, Any], sources: Mapping[str, _Value]) -> str:
     loc = [str(p) for p in e["loc"]]
     msg = str(e["msg"]).removeprefix("Value error, ")
     if not loc:
+        # a rule across settings names the flag it is about: say where its value came from
+        m = re.match(r"(--[\w-]+): ", msg)
+        source = sources.get(m[1][2:].replace("-", "_")) if m else None
+        if m and source is not None:
+            return f"{source.where}: {msg[m.end():]}"
         return msg
     kind = str(e["type"])
     if kind == "literal_error":

@@ -103,6 +103,10 @@ def _cases() -> list[Case]:
     for v in ("0", "-1", "1e-9", "nan", "inf", "abc", "1e6"):
         c.append(Case(["--interval", v, "--auth", "none"]))
     flag("--stale-data-max-age", "-1", "nan", "1e9", "abc")
+    # per-endpoint intervals: the same bounds, and never below --interval
+    flag("--collector-shares-interval", "0", "nan", "1e9", "abc", "10")
+    c.append(Case(["--auth", "none", "--interval", "60"],
+                  env={"SLURM_EXPORTER_COLLECTOR_JOBS_INTERVAL": "30"}))
     flag("--web-max-connections", "0", "1.5", "100000")
     c.append(Case(["--auth", "none"], env={"SLURM_EXPORTER_ONCE": "2"}))
     c.append(Case(["--auth", "none", "--slurmrestd-url", DOWN, "--web-config-file",

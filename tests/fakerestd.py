@@ -84,13 +84,15 @@ def slurm_error(number: int, error: str, description: str = "") -> bytes:
 
 
 def recorded_routes(release: str) -> dict[str, bytes]:
-    """Path -> body for /openapi/v3 and the newest version's five endpoints."""
+    """Path -> body for /openapi/v3 and the newest version's endpoints."""
     folder = FIXTURES / f"slurm-{release}"
     version = VERSION[release]
     slash = "" if version <= "v0.0.38" else "/"
     routes = {"/openapi/v3": (folder / "openapi_v3.json").read_bytes()}
     for e in ENDPOINTS:
         routes[f"/slurm/{version}/{e}{slash}"] = (folder / f"{version}_{e}.json").read_bytes()
+    if slash:  # /shares from v0.0.40, without a "/" (as slurmrestd registers it)
+        routes[f"/slurm/{version}/shares"] = (folder / f"{version}_shares.json").read_bytes()
     return routes
 
 

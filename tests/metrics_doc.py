@@ -27,6 +27,8 @@ END = "<!-- metrics table: end -->"
 
 FLAG_OF = {  # families that only exist behind a flag (the first matching prefix wins)
     "slurm_node_unavailable_": "on; --no-nodes-unavailable-per-node",
+    "slurm_user_fairshare_": "--shares-per-user; every --collector-shares-interval, 300 s",
+    "slurm_account_fairshare_": "on, --collector-shares; every --collector-shares-interval, 300 s",
     "slurm_user_": "--jobs-per-user",
     "slurm_account_": "--jobs-per-account",
     "slurm_node_": "--nodes-per-node",
@@ -36,18 +38,19 @@ FLAG_OF = {  # families that only exist behind a flag (the first matching prefix
 
 def all_families() -> list[tuple[str, Metric]]:
     """(collector, family) for every family, every optional one switched on."""
-    settings = load_settings(["--auth", "none", "--nodes-per-node"])
+    settings = load_settings(["--auth", "none", "--nodes-per-node", "--shares-per-user"])
     adapter = adapter_for("v0.0.45")
     out: list[tuple[str, Metric]] = []
     for endpoint, spec in COLLECTORS.items():
         folder = "slurm-26.05-gpus" if endpoint == "jobs" else "slurm-26.05"
         # with GPUs and with nodes out (tests/fixtures/nodes-out.md)
         folder = "slurm-26.05-nodes-out" if endpoint == "nodes" else folder
+        folder = "slurm-26.05-slurmdbd" if endpoint == "shares" else folder
         body = (FIXTURES / folder / f"v0.0.45_{endpoint}.json").read_bytes()
         for fam in spec.collect(spec.parse(adapter, body).data, settings):
             out.append((endpoint, fam))
     health = collect_health(
-        {"jobs": EndpointHealth(True, 0.1, 1.0, {})},
+        {"jobs": EndpointHealth(True, 0.1, 1.0, {}, interval_seconds=30.0)},
         TokenHealth(2.0, {}),
         Meta("v0.0.45", "26.05.5", "c"),
         "0",
@@ -67,6 +70,8 @@ def table() -> str:
         labels: list[str] = []
         for s in fam.samples:
             labels += [k for k in s.labels if k not in labels]
+        if not labels:  # no sample in the recorded answer: the family's declared labels
+            labels = list(getattr(fam, "_labelnames", ()))
         flag = next((f for p, f in FLAG_OF.items() if fam.name.startswith(p)), "")
         where = f"{collector} ({flag})" if flag else collector
         kind = "gauge" if fam.type == "info" else fam.type

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
-from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response
+from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response, Share
 
-Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping"]
-ENDPOINTS: Final[tuple[Endpoint, ...]] = ("diag", "jobs", "nodes", "partitions", "ping")
+Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping", "shares"]
+ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    "diag", "jobs", "nodes", "partitions", "ping", "shares"
+)
 
 
 class Adapter(Protocol):
@@ -25,6 +27,10 @@ class Adapter(Protocol):
 
     def path(self, endpoint: str) -> str:
         """URL path of an endpoint in ENDPOINTS, e.g. "/slurm/v0.0.45/jobs/"."""
+        ...
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether this API version has the endpoint (/shares: v0.0.40 on)."""
         ...
 
     def parse_diag(self, body: bytes) -> Response[Diag]: ...
@@ -43,6 +49,10 @@ class Adapter(Protocol):
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]: ...
 
     def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]: ...
+
+    def parse_shares(self, body: bytes) -> Response[list[Share]]: ...
+
+    def parse_shares_stream(self, chunks: Iterable[bytes]) -> Response[list[Share]]: ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

@@ -128,9 +128,17 @@ T = TypeVar("T")
 # close on lines indented by exactly 4 spaces, and the first "]" on a line indented by 2
 # is the array's end. Past that end, other top-level arrays (`warnings`, `errors`) are
 # printed the same way, so gaps are looked for only before it.
-_ELEMENT_GAP = b"\n    },\n    {"  # between two elements
-_ARRAY_END = b"\n  ]"
-_CLOSE = len(b"\n    }")
+# An array one level deeper (/shares: `{"shares": {"shares": [...]}}`) is the same,
+# indented 2 more (`indent`).
+def _element_gap(indent: int) -> bytes:  # between two elements
+    pad = b" " * (indent + 2)
+    return b"\n" + pad + b"},\n" + pad + b"{"
+
+
+def _array_end(indent: int) -> bytes:
+    return b"\n" + b" " * indent + b"]"
+
+
 # How much of an answer may come before its array before we stop looking and decode
 # it whole (a compact or otherwise unexpected layout).
 _HEAD_LIMIT = 4 << 20
@@ -148,6 +156,7 @@ def decode_array_stream(
     take: Callable[[E], list[T]],
     on_items: Callable[[list[T]], None],
     what: str,
+    indent: int = 2,
 ) -> E:
     """Decode an answer `{..., "<key>": [...], ...}` whose array is huge, as it arrives.
 
@@ -157,8 +166,11 @@ def decode_array_stream(
     the array depending on the version) is decoded at the end with `whole`, with the
     array emptied, and returned; it raises SlurmError/DecodeError as `decode` does. An
     answer not laid out as slurmrestd prints it is decoded whole, with the same result.
+    `indent`: the spaces before the array's key (2 for a member of the answer itself).
     """
-    start_mark = b'\n  "' + key.encode() + b'": ['
+    start_mark = b"\n" + b" " * indent + b'"' + key.encode() + b'": ['
+    element_gap, array_end = _element_gap(indent), _array_end(indent)
+    close_len = indent + 4  # len("\n" + indent + 2 spaces + "}")
     buf = bytearray()
     head: bytes | None = None  # the answer up to the array's "[" once found
     streaming = True
@@ -180,36 +192,36 @@ def decode_array_stream(
             continue
         # Look for gaps only before the array's end: the members after it (warnings,
         # errors) are printed the same way and have the same gaps between their objects.
-        close = _array_close(buf)
+        close = _array_close(buf, array_end)
         closed = close >= 0
-        gap = buf.rfind(_ELEMENT_GAP, 0, close if closed else len(buf))
+        gap = buf.rfind(element_gap, 0, close if closed else len(buf))
         if gap > 0:
-            end = gap + _CLOSE  # the "," after the batch's last element
+            end = gap + close_len  # the "," after the batch's last element
             done += _decode_batch(buf, end, items, on_items, what, key, done)
             del buf[: end + 1]  # buf starts again with the "\n" before an element
     if head is None:
         envelope = decode(whole, bytes(buf), what)
         on_items(take(envelope))
         return envelope
-    close = _array_close(buf)
+    close = _array_close(buf, array_end)
     if close < 0:
         raise DecodeError(
             f"{what}: JSON is malformed: input data was truncated, the `{key}` array "
             f"does not end ({done} elements read)"
         )
-    last = close - len(_ARRAY_END) + 1  # the "\n" before the array's "  ]"
+    last = close - len(array_end) + 1  # the "\n" before the array's "  ]"
     if last > 0:  # elements are left
         _decode_batch(buf, last, items, on_items, what, key, done)
     return decode(whole, head + b"]" + bytes(buf[close + 1 :]), what)
 
 
-def _array_close(buf: bytearray) -> int:
+def _array_close(buf: bytearray, array_end: bytes) -> int:
     """Where the array's "]" is in `buf` (which starts inside the array, at an element's
     boundary), or -1 when it has not come in yet."""
     if buf[:1] == b"]":  # an empty array: "[]"
         return 0
-    end = buf.find(_ARRAY_END)  # the first one: the array's own, not a later member's
-    return -1 if end < 0 else end + len(_ARRAY_END) - 1
+    end = buf.find(array_end)  # the first one: the array's own, not a later member's
+    return -1 if end < 0 else end + len(array_end) - 1
 
 
 def _decode_batch(

@@ -189,3 +189,23 @@ class Response(Generic[T]):
     # slurmrestd said nothing changed since the update_time asked for (the data is empty
     # then, not zero: keep the previous answer's)
     unchanged: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One association of `/shares` (sshare's line): an account's, or a user's in an
+    account. Values are slurmctld's (src/common/assoc_mgr.c, assoc_mgr_get_shares); None
+    where Slurm sends "no value" (the root's shares are NO_VAL, as sshare's blank)."""
+
+    name: str  # the account, or the user
+    parent: str  # the parent account; for a user, its account
+    partition: str  # "" unless the user's association is for one partition
+    user: bool
+    shares_raw: int | None  # RawShares; None: NO_VAL (root) or "parent" (FS_USE_PARENT)
+    shares_norm: float | None  # NormShares
+    usage_raw: int  # RawUsage: decayed TRES-billing-seconds
+    usage_norm: float | None  # NormUsage
+    usage_effective: float | None  # EffectvUsage
+    fairshare_factor: float | None  # FairShare
+    level_fs: float | None  # LevelFS: may be +inf (usage 0)
+    tres_run_seconds: tuple[tuple[str, int], ...] = ()  # TRESRunMins x 60

@@ -12,8 +12,9 @@ import msgspec
 
 from exporter.api.decoding import Envelope, decode_array_stream
 from exporter.api.jobrecord import JobMemo, RawJob, to_job
-from exporter.api.model import Job, Node
+from exporter.api.model import Job, Node, Share
 from exporter.api.noderecord import NodeMemo, RawNode, to_node
+from exporter.api.sharerecord import RawShare, quote_specials, to_share
 
 
 class JobsBody(Protocol):
@@ -30,6 +31,7 @@ E = TypeVar("E", bound=Envelope)
 # for answers decoded while they arrive: batches of elements
 _job_batch_decoder = msgspec.json.Decoder(list[RawJob])
 _node_batch_decoder = msgspec.json.Decoder(list[RawNode])
+_share_batch_decoder = msgspec.json.Decoder(list[RawShare])
 
 
 def _all_jobs(body: Envelope) -> list[RawJob]:
@@ -72,3 +74,33 @@ def stream_nodes(
         chunks, "nodes", _node_batch_decoder, whole, _all_nodes, add, what
     )
     return envelope, nodes
+
+
+class SharesList(msgspec.Struct, gc=False):
+    shares: list[RawShare] = msgspec.field(default_factory=list)
+
+
+class SharesBody(Protocol):
+    shares: SharesList | None
+
+
+def _all_shares(body: Envelope) -> list[RawShare]:
+    shares = cast(SharesBody, body).shares
+    return shares.shares if shares else []
+
+
+def stream_shares(
+    chunks: Iterable[bytes], whole: msgspec.json.Decoder[E], what: str
+) -> tuple[E, list[Share]]:
+    """The answer's envelope and its associations; `whole` decodes a SharesBody. The
+    array is one level down (`{"shares": {"shares": [...], "total_shares": N}}`)."""
+    shares: list[Share] = []
+
+    def add(batch: list[RawShare]) -> None:
+        shares.extend([to_share(s) for s in batch])
+
+    envelope = decode_array_stream(
+        quote_specials(chunks), "shares", _share_batch_decoder, whole, _all_shares, add,
+        what, indent=4,
+    )
+    return envelope, shares

@@ -23,6 +23,7 @@ from exporter.api.decoding import (
     integer,
     optional_int,
 )
+from exporter.api.errors import DecodeError
 from exporter.api.jobrecord import RawJob
 from exporter.api.model import (
     ControllerPing,
@@ -32,6 +33,7 @@ from exporter.api.model import (
     Node,
     Partition,
     Response,
+    Share,
 )
 from exporter.api.noderecord import RawNode
 from exporter.api.records import stream_jobs, stream_nodes
@@ -147,6 +149,10 @@ class V0036Adapter:
     def path(self, endpoint: str) -> str:
         return f"/slurm/{self._version}/{check_endpoint(endpoint)}"
 
+    def serves(self, endpoint: str) -> bool:
+        # /shares came with the data_parser generation (v0.0.40, Slurm 23.11)
+        return endpoint != "shares"
+
     def _meta(self, meta: _Meta | None) -> Meta:
         plugin_type = meta.plugin.type if meta and meta.plugin else None
         release = meta.slurm.release if meta and meta.slurm else None
@@ -192,3 +198,9 @@ class V0036Adapter:
         return Response(
             self._meta(parsed.meta), [_ping(p) for p in parsed.pings], parsed.warning_texts()
         )
+
+    def parse_shares(self, body: bytes) -> Response[list[Share]]:
+        raise DecodeError(f"{self._version} has no /shares (Slurm 23.11, v0.0.40, on)")
+
+    def parse_shares_stream(self, chunks: Iterable[bytes]) -> Response[list[Share]]:
+        return self.parse_shares(b"")

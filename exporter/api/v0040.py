@@ -36,9 +36,10 @@ from exporter.api.model import (
     Node,
     Partition,
     Response,
+    Share,
 )
 from exporter.api.noderecord import RawNode
-from exporter.api.records import stream_jobs, stream_nodes
+from exporter.api.records import SharesList, stream_jobs, stream_nodes, stream_shares
 from exporter.api.sdiag import Statistics, to_diag
 
 # --- wire types: only the fields we read ------------------------------------------
@@ -119,12 +120,17 @@ class _PingBody(_Body, kw_only=True):
     pings: list[_Ping]
 
 
+class _SharesBody(_Body, kw_only=True):
+    shares: SharesList | None = None
+
+
 # Built once: a msgspec Decoder compiles its type and is reused for every body.
 _diag_decoder = msgspec.json.Decoder(_DiagBody)
 _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
+_shares_decoder = msgspec.json.Decoder(_SharesBody)
 
 _NO_JOB_CHANGES = "No job changes since update_time"
 T = TypeVar("T")
@@ -207,8 +213,13 @@ class V0040Adapter:
         return f"V0040Adapter({self._version!r})"
 
     def path(self, endpoint: str) -> str:
-        # Collections end in "/" in this generation; all five of ours do.
-        return f"/slurm/{self._version}/{check_endpoint(endpoint)}/"
+        # Collections end in "/" in this generation, but for /shares (slurmrestd's
+        # openapi/slurmctld registers "/slurm/{data_parser}/shares" without one)
+        slash = "" if endpoint == "shares" else "/"
+        return f"/slurm/{self._version}/{check_endpoint(endpoint)}{slash}"
+
+    def serves(self, endpoint: str) -> bool:
+        return True
 
     def _meta(self, meta: _Meta | None) -> Meta:
         parser = meta.plugin.data_parser if meta and meta.plugin else None
@@ -269,3 +280,10 @@ class V0040Adapter:
         count = len(parsed.pings)
         pings = [_ping(p, i, count) for i, p in enumerate(parsed.pings)]
         return Response(self._meta(parsed.meta), pings, parsed.warning_texts())
+
+    def parse_shares(self, body: bytes) -> Response[list[Share]]:
+        return self.parse_shares_stream((body,))
+
+    def parse_shares_stream(self, chunks: Iterable[bytes]) -> Response[list[Share]]:
+        parsed, shares = stream_shares(chunks, _shares_decoder, self._what("shares"))
+        return Response(self._meta(parsed.meta), shares, parsed.warning_texts())

@@ -23,6 +23,7 @@ class EndpointHealth:
     last_success: float | None  # unix time of the last good answer; None: never
     errors: Mapping[str, int] = field(default_factory=dict)  # cumulative, by reason
     data_dropped: bool = False  # its last good data was too old to serve
+    interval_seconds: float | None = None  # its own polling interval (None: unknown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,12 @@ def collect_health(
         "Unix time of the last successful call to this endpoint (absent: never succeeded)",
         labels=["endpoint"],
     )
+    interval = GaugeMetricFamily(
+        "slurm_exporter_endpoint_interval_seconds",
+        "Seconds between calls to this endpoint (--collector-X-interval, at least "
+        "--interval): its up, duration and last success are those of its last call",
+        labels=["endpoint"],
+    )
     errors = CounterMetricFamily(
         "slurm_exporter_endpoint_errors",
         "Failed calls to this endpoint, by reason: connect, timeout, auth, not_found, "
@@ -81,6 +88,8 @@ def collect_health(
         duration.add_metric([name], h.duration_seconds)
         if h.last_success is not None:
             last_success.add_metric([name], h.last_success)
+        if h.interval_seconds is not None:
+            interval.add_metric([name], h.interval_seconds)
         for reason in REASONS:
             errors.add_metric([name, reason], float(h.errors.get(reason, 0)))
 
@@ -99,7 +108,8 @@ def collect_health(
         renewals.add_metric([result], float(token.renewals.get(result, 0)))
 
     families: list[Metric] = [
-        up, dropped, duration, last_success, errors, expiry, renewals, collect_build_info(version)
+        up, dropped, duration, last_success, interval, errors, expiry, renewals,
+        collect_build_info(version),
     ]
     if meta is not None:
         slurm = InfoMetricFamily(

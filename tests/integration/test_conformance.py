@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.lab import TOP, Lab
-from tests.integration.test_live import ENDPOINTS, by, exporter_samples, minted, run_exporter
+from tests.integration.test_live import (
+    by,
+    exporter_samples,
+    minted,
+    run_exporter,
+    served_endpoints,
+)
 
 
 def _gres(text: str) -> Counter[str]:
@@ -91,7 +97,7 @@ def test_auth_scontrol(lab: Lab, tmp_path: Path) -> None:
     )
     assert code == 0, stderr
     assert {lab_["endpoint"] for lab_, v in samples["slurm_exporter_endpoint_up"] if v} == set(
-        ENDPOINTS
+        served_endpoints(lab.release)
     )
     assert by(samples, "slurm_jobs", "state", "partition") == lab.squeue_counts()
 

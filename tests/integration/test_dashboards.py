@@ -1,7 +1,8 @@
 """Every dashboard panel and every alert rule, run by a real Prometheus on real data.
 
 The session's lab cluster (tests/integration/conftest.py: fake typed GPUs, slurmdbd, the job
-mix), the exporter reading it (with --nodes-per-node, so that the per-node panels have data),
+mix), the exporter reading it (with --nodes-per-node and --shares-per-user, so that the
+per-node and per-user panels have data),
 and Debian's Prometheus scraping the exporter every second in a job named "slurm" with
 alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
 dashboards/*.json must return data (except the RARE panels, whose data only appears in rare
@@ -177,7 +178,8 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
         exporter = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--slurmrestd-url", lab.url,
              "--jwt-key-file", lab.key, "--jwt-user", lab.user,
-             "--listen-address", instance, "--interval", "2", "--nodes-per-node"],
+             "--listen-address", instance, "--interval", "2", "--nodes-per-node",
+             "--shares-per-user"],
             cwd=TOP, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     prometheus_log = tmp / "prometheus.log"

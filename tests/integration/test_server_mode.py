@@ -19,7 +19,7 @@ from collections import Counter
 
 from tests.integration.lab import Lab
 from tests.integration.serving import Samples, job_churn, server_exporter
-from tests.integration.test_live import ENDPOINTS, NEWEST, minted
+from tests.integration.test_live import NEWEST, minted, served_endpoints
 
 SECONDS = {"22.05": 30.0, "24.11": 80.0, "26.05": 80.0}
 
@@ -53,7 +53,7 @@ def test_server_mode_with_jobs_coming_and_going(lab: Lab) -> None:
             last = samples["slurm_exporter_collection_timestamp_seconds"][0][1]
             scrapes += 1
             down.update(e for e, v in _up(samples).items() if v != 1)
-            assert set(_up(samples)) == set(ENDPOINTS)
+            assert set(_up(samples)) == set(served_endpoints(lab.release))
         final = server.scrape()
     errors = {
         (labels["endpoint"], labels["reason"]): v

@@ -148,8 +148,10 @@ def test_adapter_paths(release: str, version: str) -> None:
     slash = "" if release == "22.05" else "/"
     for endpoint in ENDPOINTS:
         assert adapter.path(endpoint) == f"/slurm/{version}/{endpoint}{slash}"
+    # /shares: no trailing "/" (slurmrestd registers it so), and only from v0.0.40
+    assert adapter.serves("shares") == (release != "22.05")
     with pytest.raises(ValueError, match="unknown endpoint"):
-        adapter.path("shares")
+        adapter.path("licences")
 
 
 # --- jobs ---------------------------------------------------------------------------------

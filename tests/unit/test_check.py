@@ -34,6 +34,9 @@ def mock() -> Iterator[respx.MockRouter]:
             m.get(f"{URL}/slurm/{V}/{e}/").respond(
                 200, content=(FIXTURES / f"{V}_{e}.json").read_bytes()
             )
+        m.get(f"{URL}/slurm/{V}/shares").respond(  # no "/" after shares
+            200, content=(FIXTURES / f"{V}_shares.json").read_bytes()
+        )
         m.get(f"{URL}/slurm/{V}/conf").respond(200, json={"slurm_conf": {"PrivateData": []}})
         yield m
 

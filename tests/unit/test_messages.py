@@ -31,7 +31,7 @@ TOP = Path(__file__).resolve().parents[2]
 FIXTURES = TOP / "tests" / "fixtures" / "slurm-26.05"
 URL = "http://slurm-head:6820"
 V45 = URL + "/slurm/v0.0.45"
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares")
 
 
 @pytest.fixture
@@ -52,6 +52,7 @@ def wrong_key_answers() -> Iterator[respx.MockRouter]:
         )
         for e in ("diag", "jobs", "nodes"):
             m.get(f"{V45}/{e}/").respond(511, content=refused)
+        m.get(url__startswith=f"{V45}/shares").respond(511, content=refused)
         m.get(f"{V45}/partitions/").respond(
             511, content=(FIXTURES / "v0.0.45_partitions_wrong_key.json").read_bytes()
         )
@@ -89,7 +90,8 @@ def test_check_says_every_refusal_is_auth_in_one_line_each(
     assert "{" not in text and '"errors"' not in text
     for e in ENDPOINTS:
         [row] = [ln for ln in text.splitlines() if ln.startswith(f"[FAIL] endpoint {e}:")]
-        assert f"[FAIL] endpoint {e}: [auth] GET /slurm/v0.0.45/{e}/: slurmrestd refused" in row
+        path = "shares" if e == "shares" else f"{e}/"  # /shares has no "/"
+        assert f"[FAIL] endpoint {e}: [auth] GET /slurm/v0.0.45/{path}: slurmrestd refused" in row
 
 
 # ----------------------------------------------------------- item 8: one line per problem
@@ -104,7 +106,9 @@ def test_the_log_says_one_line_for_a_cause_shared_by_every_endpoint(
             coll.run_once()
         said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         [line] = [s for s in said if "failed" in s]
-        assert line.startswith("diag, jobs, nodes, partitions, ping failed [auth]: slurmrestd")
+        assert line.startswith(
+            "diag, jobs, nodes, partitions, ping, shares failed [auth]: slurmrestd"
+        )
         assert "[HTTP 511: Protocol authentication error (error 1007); HTTP 511: no error " \
                "details; HTTP 200: Protocol authentication error (error 1007)]" in line
         assert not any("retrying" in s for s in said)  # the retry is no news
@@ -125,7 +129,8 @@ def test_once_prints_one_line_for_one_problem() -> None:
     assert p.returncode == 1
     [line] = p.stderr.splitlines()
     assert line.startswith(
-        "slurm-exporter: diag, jobs, nodes, partitions, ping failed [connect]: GET /openapi/v3: "
+        "slurm-exporter: diag, jobs, nodes, partitions, ping, shares failed [connect]: GET "
+        "/openapi/v3: "
         "connection refused"
     )
 

@@ -154,7 +154,7 @@ def test_soak_with_random_faults(replay: Replay) -> None:
     settings = load_settings(
         ["--slurmrestd-url", replay.url, "--jwt-key-file", str(replay.key_file),
          "--jwt-user", "soak", "--jwt-lifespan", "20", "--timeout", "0.1",
-         "--nodes-per-node"]
+         "--nodes-per-node", "--collector-shares-interval", "30"]  # every endpoint, every cycle
     )
     # logs go where they would go (a stream), not into pytest's capture, which keeps
     # every record and would grow the RSS measured here
@@ -289,7 +289,7 @@ def test_soak_of_the_server_process(replay: Replay, tmp_path: Path) -> None:
         [sys.executable, "-m", "exporter", "--slurmrestd-url", replay.url,
          "--jwt-key-file", str(replay.key_file), "--jwt-user", "soak", "--jwt-lifespan", "20",
          "--timeout", "0.1", "--interval", "0.001", "--listen-address", f"127.0.0.1:{port}",
-         "--log-level", "warning"],
+         "--collector-shares-interval", "0.001", "--log-level", "warning"],
         cwd=TOP, stderr=log_file,
     )
     parent: list[tuple[int, int, int]] = []

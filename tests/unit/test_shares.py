@@ -1,0 +1,117 @@
+"""/shares (sshare): decoding every API version's answer, and the shares collector."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+from exporter.api.model import Share
+from exporter.api.v0036 import V0036Adapter
+from exporter.api.v0040 import V0040Adapter
+from exporter.collectors.shares import collect_shares
+from exporter.cycle import render
+from tests.integration.test_shares_live import Samples, differences, parse_sshare
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+# slurmdbd labs: the only ones with associations
+RECORDED = [
+    ("24.11", "v0.0.40"), ("24.11", "v0.0.41"), ("24.11", "v0.0.42"),
+    ("26.05", "v0.0.42"), ("26.05", "v0.0.43"), ("26.05", "v0.0.44"), ("26.05", "v0.0.45"),
+]
+
+
+def recorded(release: str, version: str, dbd: bool = True) -> bytes:
+    folder = f"slurm-{release}-slurmdbd" if dbd else f"slurm-{release}"
+    return (FIXTURES / folder / f"{version}_shares.json").read_bytes()
+
+
+def shares(release: str, version: str) -> list[Share]:
+    return V0040Adapter(version).parse_shares(recorded(release, version)).data
+
+
+@pytest.mark.parametrize(("release", "version"), RECORDED)
+def test_every_version_reads_the_same_associations(release: str, version: str) -> None:
+    # the lab's tree, as sshare -a -l -P printed it (Account|User|RawShares|NormShares|
+    # RawUsage|NormUsage|EffectvUsage|FairShare|LevelFS):
+    #   root|||0.000000|0||1.000000||||
+    #    root|root|1|0.333333|0|0.000000|0.000000|1.000000|inf|
+    #    physics||1|0.333333|0||0.000000||0.000000|
+    #     physics|alice|1|1.000000|0||0.000000|0.000000|0.000000|
+    got = {(s.name, s.parent, s.user): s for s in shares(release, version)}
+    root = got[("root", "", False)]
+    assert root.shares_raw is None and root.level_fs is None and root.usage_norm is None
+    assert root.usage_effective == 1.0
+    user_root = got[("root", "root", True)]
+    assert user_root.level_fs == math.inf  # v0.0.40/41: bare Infinity; 26.05: 2^64
+    assert (user_root.fairshare_factor, user_root.usage_norm) == (1.0, 0.0)
+    physics = got[("physics", "root", False)]
+    assert (physics.shares_raw, physics.shares_norm, physics.level_fs) == (1, 1 / 3, 0.0)
+    assert got[("alice", "physics", True)].shares_norm == 1.0
+    assert dict(physics.tres_run_seconds)["cpu"] == 0
+    assert len(got) == 7
+
+
+@pytest.mark.parametrize(("release", "version"), RECORDED)
+def test_decoded_while_it_arrives_whatever_the_chunks(release: str, version: str) -> None:
+    body = recorded(release, version)
+    whole = V0040Adapter(version).parse_shares(body).data
+    for size in (1, 7, 100, 4096):
+        chunks = [body[i : i + size] for i in range(0, len(body), size)]
+        assert V0040Adapter(version).parse_shares_stream(chunks).data == whole
+
+
+def test_without_accounting_the_answer_is_empty_and_says_why() -> None:
+    r = V0040Adapter("v0.0.42").parse_shares(recorded("24.11", "v0.0.42", dbd=False))
+    assert r.data == [] and "accounting storage is disabled" in r.warnings[0]
+
+
+def test_2205_has_no_shares() -> None:
+    assert not V0036Adapter("v0.0.38").serves("shares")
+    assert V0040Adapter("v0.0.40").serves("shares")
+    assert V0040Adapter("v0.0.42").path("shares") == "/slurm/v0.0.42/shares"
+
+
+def test_per_user_series_only_with_the_flag() -> None:
+    data = shares("26.05", "v0.0.45")
+    names = {f.name for f in collect_shares(data, per_user=False)}
+    assert names and all(n.startswith("slurm_account_") for n in names)
+    users = {f.name for f in collect_shares(data, per_user=True)} - names
+    assert "slurm_user_fairshare_factor" in users
+
+
+def test_golden_exposition() -> None:
+    body = (FIXTURES / "slurm-24.11-slurmdbd" / "v0.0.42_shares_usage.json").read_bytes()
+    data = V0040Adapter("v0.0.42").parse_shares(body).data
+    text = render(collect_shares(data, per_user=True)).decode()
+    path = GOLDEN / "shares.prom"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def _samples(text: str) -> Samples:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: Samples = {}
+    for fam in text_string_to_metric_families(text):
+        for smp in fam.samples:
+            out.setdefault(smp.name, []).append((smp.labels, smp.value))
+    return out
+
+
+@pytest.mark.parametrize("version", ["v0.0.40", "v0.0.41", "v0.0.42"])
+def test_recorded_usage_equals_sshare_of_the_same_moment(version: str) -> None:
+    """Answers recorded with sshare -a -l -P before and after (unchanged): a cluster with
+    usage (RawUsage 154, FairShare 0.25, LevelFS 0.333333 and inf), PriorityCalcPeriod=1
+    and AccountingStorageEnforce=limits (TRESRunMins is counted only then:
+    src/slurmctld/acct_policy.c:892, slurm-24-11-5-1)."""
+    folder = FIXTURES / "slurm-24.11-slurmdbd"
+    body = (folder / f"{version}_shares_usage.json").read_bytes()
+    data = V0040Adapter(version).parse_shares(body).data
+    samples = _samples(render(collect_shares(data, per_user=True)).decode())
+    rows = parse_sshare((folder / "sshare_usage.txt").read_text())
+    assert differences(rows, samples) == []

@@ -71,6 +71,9 @@ class _EndpointState:
     full_at: float = 0.0  # when that full answer came
     news: bool = False  # last_failure started or changed in this cycle: say it loudly
     dropped: bool = False  # families dropped as too old (--stale-data-max-age)
+    # the last good normalised data, kept only for an endpoint another one joins (nodes)
+    data: Any = None
+    served: bool = True  # False: the API version in use has no such endpoint (skipped)
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -152,9 +155,7 @@ class Collection:
             for e in self._endpoints:
                 self._record_failure(e, failure, 0.0)
         else:
-            futures = [self._pool.submit(self._call, adapter, e) for e in self._endpoints]
-            for fut in futures:
-                fut.result()  # _call never raises; this waits for it
+            self._call_all(adapter)
         cycle_seconds = time.perf_counter() - t0
         self._log_failures()
         self.snapshot = self._publish(cycle_seconds)
@@ -177,6 +178,28 @@ class Collection:
             stop.wait(max(0.0, interval - (time.monotonic() - started)))
 
     # -------------------------------------------------------------- internals
+    def _call_all(self, adapter: Adapter) -> None:
+        """Every endpoint the API version has, concurrently; those that join another
+        endpoint's data (reservations: /nodes) once the others are done."""
+        for e, st in self._states.items():
+            st.served = adapter.serves(e)
+        served = [e for e in self._endpoints if self._states[e].served]
+        for wave in (
+            [e for e in served if COLLECTORS[e].joins is None],
+            [e for e in served if COLLECTORS[e].joins is not None],
+        ):
+            futures = [self._pool.submit(self._call, adapter, e) for e in wave]
+            for fut in futures:
+                fut.result()  # _call never raises; this waits for it
+
+    def _joined(self, spec: EndpointCollector, data: Any) -> Any:
+        """What spec.collect takes: the data, or with a join (data, the joined
+        endpoint's last good data, None when it is not collected or has none)."""
+        if spec.joins is None:
+            return data
+        other = self._states.get(spec.joins)
+        return data, (other.data if other is not None and not other.dropped else None)
+
     def _current_adapter(self) -> Adapter:
         if self._adapter is not None:
             return self._adapter
@@ -206,7 +229,9 @@ class Collection:
                 # nothing changed since `since`: the last good families still hold
                 self._record_success(endpoint, st.families, time.perf_counter() - t0)
                 return
-            families = spec.collect(response.data, self._settings)
+            families = spec.collect(self._joined(spec, response.data), self._settings)
+            if self._is_joined(endpoint):
+                st.data = response.data
         except EndpointFailure as failure:
             if failure.reason == "not_found" and self._settings.api_version == "auto":
                 self._adapter = None  # discover the versions again next cycle
@@ -222,6 +247,9 @@ class Collection:
             log.debug("GET %s: slurmrestd warning: %s", path, w)
         st.last_update, st.full_at = response.last_update, self._clock()
         self._record_success(endpoint, families, time.perf_counter() - t0)
+
+    def _is_joined(self, endpoint: str) -> bool:
+        return any(COLLECTORS[e].joins == endpoint for e in self._endpoints)
 
     def _fetch(
         self, adapter: Adapter, spec: EndpointCollector, path: str, since: int | None
@@ -294,7 +322,7 @@ class Collection:
                 "no longer served until the endpoint answers again",
                 endpoint, age, self._max_age,
             )
-            st.families, st.dropped = [], True
+            st.families, st.data, st.dropped = [], None, True
 
     def _log_failures(self) -> None:
         """One line per problem: endpoints failing for the same cause share it."""
@@ -325,6 +353,7 @@ class Collection:
                     st.up, st.duration, st.last_success, dict(st.errors), st.dropped
                 )
                 for e, st in self._states.items()
+                if st.served
             },
             token=TokenHealth(expires_at, self._tokens.renewals()),
             meta=self._meta,
@@ -344,7 +373,7 @@ class Collection:
         return Snapshot(
             exposition=render(families),
             created_at=self._clock(),
-            all_up=all(st.up for st in self._states.values()),
+            all_up=all(st.up for st in self._states.values() if st.served),
             failures=failures,
         )
 

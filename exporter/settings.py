@@ -34,7 +34,7 @@ from pydantic import (
 
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
@@ -128,6 +128,10 @@ class Settings(BaseModel):
     collector_nodes: bool = Field(True, description="node states, CPUs, memory, GPUs (sinfo)")
     collector_partitions: bool = Field(True, description="partition totals and state")
     collector_ping: bool = Field(True, description="slurmctld ping (scontrol ping)")
+    collector_reservations: bool = Field(
+        True, description="reservations and their nodes' states (scontrol show reservation)"
+    )
+    collector_licenses: bool = Field(True, description="licenses (scontrol show license)")
     jobs_per_user: bool = Field(True, description="job counts, CPUs, GPUs per user")
     jobs_per_account: bool = Field(True, description="job counts, CPUs, GPUs per account")
     nodes_per_node: bool = Field(False, description="series per node (one set per node)")

@@ -11,10 +11,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
-from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response
+from exporter.api.model import (
+    ControllerPing,
+    Diag,
+    Job,
+    License,
+    Node,
+    Partition,
+    Reservation,
+    Response,
+)
 
-Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping"]
-ENDPOINTS: Final[tuple[Endpoint, ...]] = ("diag", "jobs", "nodes", "partitions", "ping")
+Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses"]
+ENDPOINTS: Final[tuple[Endpoint, ...]] = (
+    "diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses"
+)
 
 
 class Adapter(Protocol):
@@ -43,6 +54,15 @@ class Adapter(Protocol):
     def parse_partitions(self, body: bytes) -> Response[list[Partition]]: ...
 
     def parse_ping(self, body: bytes) -> Response[list[ControllerPing]]: ...
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether this API version has the endpoint (22.05's v0.0.36 has no
+        /reservations, v0.0.36 and v0.0.37 no /licenses)."""
+        ...
+
+    def parse_reservations(self, body: bytes) -> Response[list[Reservation]]: ...
+
+    def parse_licenses(self, body: bytes) -> Response[list[License]]: ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

@@ -17,9 +17,11 @@ from exporter.api.adapter import Adapter
 from exporter.api.model import Response
 from exporter.collectors.diag import collect_diag
 from exporter.collectors.jobs import collect_jobs
+from exporter.collectors.licenses import collect_licenses
 from exporter.collectors.nodes import collect_nodes
 from exporter.collectors.partitions import collect_partitions
 from exporter.collectors.ping import collect_ping
+from exporter.collectors.reservations import collect_reservations
 from exporter.settings import Settings
 
 
@@ -30,6 +32,10 @@ class EndpointCollector:
     collect: Callable[[Any, Settings], list[Metric]]
     # for the large answers: decode the body as it arrives, never whole in memory
     parse_stream: Callable[[Adapter, Iterable[bytes]], Response[Any]] | None = None
+    # another endpoint whose data this one's metrics join (reservations: the node states);
+    # collect then gets (its data, that endpoint's last good data or None), and the cycle
+    # calls it once that endpoint's call of the same cycle is done
+    joins: str | None = None
 
 
 COLLECTORS: dict[str, EndpointCollector] = {
@@ -61,6 +67,16 @@ COLLECTORS: dict[str, EndpointCollector] = {
         ),
         EndpointCollector(
             "ping", lambda a, b: a.parse_ping(b), lambda d, s: collect_ping(d)
+        ),
+        # issue 11: reservations and licenses
+        EndpointCollector(
+            "reservations",
+            lambda a, b: a.parse_reservations(b),
+            lambda d, s: collect_reservations(*d),
+            joins="nodes",
+        ),
+        EndpointCollector(
+            "licenses", lambda a, b: a.parse_licenses(b), lambda d, s: collect_licenses(d)
         ),
     )
 }

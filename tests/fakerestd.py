@@ -38,7 +38,7 @@ import jwt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VERSION = {"22.05": "v0.0.38", "24.11": "v0.0.42", "26.05": "v0.0.45"}
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 
 @dataclass
@@ -84,7 +84,7 @@ def slurm_error(number: int, error: str, description: str = "") -> bytes:
 
 
 def recorded_routes(release: str) -> dict[str, bytes]:
-    """Path -> body for /openapi/v3 and the newest version's five endpoints."""
+    """Path -> body for /openapi/v3 and the newest version's endpoints."""
     folder = FIXTURES / f"slurm-{release}"
     version = VERSION[release]
     slash = "" if version <= "v0.0.38" else "/"

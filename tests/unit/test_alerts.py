@@ -182,12 +182,13 @@ def _all_panels() -> list[tuple[str, dict[str, Any]]]:
     return [(p.stem, panel) for p in DASHBOARDS for panel in panels(load_dashboard(p))]
 
 
-def test_three_dashboards_with_fixed_uids() -> None:
+def test_dashboards_with_fixed_uids() -> None:
     uids = {load_dashboard(p)["uid"]: p.stem for p in DASHBOARDS}
     assert uids == {
         "slurm-cluster-overview": "slurm-cluster-overview",
         "slurm-scheduler": "slurm-scheduler",
         "slurm-exporter-health": "slurm-exporter-health",
+        "slurm-reservations-licenses": "slurm-reservations-licenses",
     }
     for p in DASHBOARDS:
         d = load_dashboard(p)

@@ -9,6 +9,7 @@ Golden files: tests/golden/reservations.prom and licenses.prom; regenerate them 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,53 @@ def test_an_endpoint_the_version_lacks_is_neither_called_nor_down(
     assert not lacking.called
     up = {dict(k[1]).get("endpoint") for k in samples(snap) if k[0] == "slurm_exporter_endpoint_up"}
     assert up == {"diag", "jobs", "nodes", "partitions", "ping"}
+
+
+# ------------------------------------------- recorded with Slurm's own answer beside them
+# tests/fixtures/slurm-R-gpus: recorded from the lab of tests/integration (the job mix, and
+# the current licenses-only reservation lic_now and the remote license ansys@flexhost that
+# tests/integration/test_reservations_licenses.py adds), with `scontrol -o show
+# reservation` / `show license` (SLURM_TIME_FORMAT=%s) at the same moment.
+GROUND_TRUTH = sorted(
+    (p.parent.name, p.name.split("_")[0])
+    for p in FIXTURES.glob("slurm-*-gpus/v0.0.*_reservations.json")
+)
+
+
+def _scontrol_records(folder: str, what: str, key: str) -> dict[str, dict[str, str]]:
+    text = (FIXTURES / folder / f"ground_truth_{what}.txt").read_text()
+    out = {}
+    for line in text.splitlines():
+        fields = dict(re.findall(r"(\w+)=(\S*)", line))
+        out[fields[key]] = fields
+    return out
+
+
+@pytest.mark.parametrize(("folder", "version"), GROUND_TRUTH)
+def test_recorded_reservations_equal_scontrol(folder: str, version: str) -> None:
+    body = (FIXTURES / folder / f"{version}_reservations.json").read_bytes()
+    got = {r.name: r for r in adapter_for(version).parse_reservations(body).data}
+    truth = _scontrol_records(folder, "reservations", "ReservationName")
+    assert set(got) == set(truth) and "lic_now" in got
+    for name, r in truth.items():
+        resv = got[name]
+        assert ",".join(resv.flags) == r["Flags"], name
+        assert (resv.start_time, resv.end_time) == (int(r["StartTime"]), int(r["EndTime"]))
+        assert (resv.node_count, resv.core_count) == (int(r["NodeCnt"]), int(r["CoreCnt"]))
+        assert ",".join(resv.nodes) == ("" if r["Nodes"] == "(null)" else r["Nodes"])
+
+
+@pytest.mark.parametrize(("folder", "version"), GROUND_TRUTH)
+def test_recorded_licenses_equal_scontrol(folder: str, version: str) -> None:
+    body = (FIXTURES / folder / f"{version}_licenses.json").read_bytes()
+    fams = collect_licenses(adapter_for(version).parse_licenses(body).data)
+    truth = _scontrol_records(folder, "licenses", "LicenseName")
+    assert "ansys@flexhost" in truth
+    fields = {"configured": "Total", "used": "Used", "free": "Free", "reserved": "Reserved",
+              "last_consumed": "LastConsumed", "last_deficit": "LastDeficit",
+              "last_update_timestamp_seconds": "LastUpdate"}
+    for suffix, key in fields.items():
+        want = {n: float(r[key]) for n, r in truth.items() if key in r}
+        assert _values(fams, f"slurm_license_{suffix}") == want, suffix
+    assert _values(fams, "slurm_license_remote") == {
+        n: float(r["Remote"] == "yes") for n, r in truth.items()}

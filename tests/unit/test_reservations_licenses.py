@@ -216,10 +216,12 @@ def test_an_endpoint_the_version_lacks_is_neither_called_nor_down(
 # the current licenses-only reservation lic_now and the remote license ansys@flexhost that
 # tests/integration/test_reservations_licenses.py adds), with `scontrol -o show
 # reservation` / `show license` (SLURM_TIME_FORMAT=%s) at the same moment.
-GROUND_TRUTH = sorted(
-    (p.parent.name, p.name.split("_")[0])
-    for p in FIXTURES.glob("slurm-*-gpus/v0.0.*_reservations.json")
-)
+def _recorded(endpoint: str) -> list[tuple[str, str]]:
+    """(folder, version) of every recorded answer of the endpoint, with Slurm's beside it."""
+    return sorted(
+        (p.parent.name, p.name.split("_")[0])
+        for p in FIXTURES.glob(f"slurm-*-gpus/v0.0.*_{endpoint}.json")
+    )
 
 
 def _scontrol_records(folder: str, what: str, key: str) -> dict[str, dict[str, str]]:
@@ -231,8 +233,9 @@ def _scontrol_records(folder: str, what: str, key: str) -> dict[str, dict[str, s
     return out
 
 
-@pytest.mark.parametrize(("folder", "version"), GROUND_TRUTH)
+@pytest.mark.parametrize(("folder", "version"), _recorded("reservations"))
 def test_recorded_reservations_equal_scontrol(folder: str, version: str) -> None:
+    assert len(_recorded("reservations")) == 9  # 22.05: v0.0.37-38, 24.11: 40-42, 26.05: 42-45
     body = (FIXTURES / folder / f"{version}_reservations.json").read_bytes()
     got = {r.name: r for r in adapter_for(version).parse_reservations(body).data}
     truth = _scontrol_records(folder, "reservations", "ReservationName")
@@ -245,7 +248,7 @@ def test_recorded_reservations_equal_scontrol(folder: str, version: str) -> None
         assert ",".join(resv.nodes) == ("" if r["Nodes"] == "(null)" else r["Nodes"])
 
 
-@pytest.mark.parametrize(("folder", "version"), GROUND_TRUTH)
+@pytest.mark.parametrize(("folder", "version"), _recorded("licenses"))
 def test_recorded_licenses_equal_scontrol(folder: str, version: str) -> None:
     body = (FIXTURES / folder / f"{version}_licenses.json").read_bytes()
     fams = collect_licenses(adapter_for(version).parse_licenses(body).data)

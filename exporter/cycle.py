@@ -183,6 +183,8 @@ class Collection:
         endpoint's data (reservations: /nodes) once the others are done."""
         for e, st in self._states.items():
             st.served = adapter.serves(e)
+            if not st.served:  # (a version found again after a 404 may lack it)
+                st.families, st.data = [], None
         served = [e for e in self._endpoints if self._states[e].served]
         for wave in (
             [e for e in served if COLLECTORS[e].joins is None],

@@ -262,3 +262,22 @@ def test_recorded_licenses_equal_scontrol(folder: str, version: str) -> None:
         assert _values(fams, f"slurm_license_{suffix}") == want, suffix
     assert _values(fams, "slurm_license_remote") == {
         n: float(r["Remote"] == "yes") for n, r in truth.items()}
+
+
+def test_an_endpoint_the_new_version_lacks_leaves_no_old_series(
+    mock: respx.MockRouter, key_file: Path  # noqa: F811
+) -> None:
+    """After a version change (discovered again after a 404) to one without /licenses, the
+    last licenses of the old version are not served on as if current."""
+    serve_release(mock, "22.05", "v0.0.38")
+    collection = make_collection(key_file)
+    assert "slurm_license_used" in collection.run_once().exposition.decode()
+    folder = FIXTURES / "slurm-22.05"
+    for e in ("diag", "jobs", "nodes", "partitions", "ping", "reservations"):
+        mock.get(f"{URL}/slurm/v0.0.37/{e}").respond(
+            200, content=(folder / f"v0.0.37_{e}.json").read_bytes())
+    collection._adapter = adapter_for("v0.0.37")  # as discovery would pick it
+    snap = collection.run_once()
+    assert snap.all_up, snap.failures
+    assert "slurm_license_" not in snap.exposition.decode()
+    assert "slurm_reservation_info" in snap.exposition.decode()

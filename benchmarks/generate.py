@@ -38,7 +38,7 @@ from typing import Any
 
 TOP = Path(__file__).resolve().parents[1]
 DEFAULT_CAPTURES = TOP / "tests" / "fixtures"
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 # Which release's captures give each API version its shape.
 RELEASE_OF = {
@@ -743,6 +743,9 @@ class Captures:
         data: dict[str, Any] = json.loads(path.read_bytes())
         return data
 
+    def has(self, endpoint: str) -> bool:
+        return (self.root / f"slurm-{self.release}" / f"{self.version}_{endpoint}.json").exists()
+
     def raw(self, endpoint: str) -> bytes:
         folder = self.root / f"slurm-{self.release}"
         return (folder / f"{self.version}_{endpoint}.json").read_bytes()
@@ -1141,10 +1144,12 @@ def generate(
         text = render_partitions(caps, cluster) + "\n"
         (out / f"{version}_partitions.json").write_text(text)
         files[f"{version}_partitions.json"] = len(text)
+        # as recorded: their size does not grow with the cluster's (v0.0.37 has no licenses);
         # /shares (v0.0.40+) as the lab without slurmdbd answers it: no associations
         # (benchmarks.shares measures a large one)
-        copied = ("diag", "ping") if is_legacy(version) else ("diag", "ping", "shares")
-        for endpoint in copied:
+        for endpoint in ("diag", "ping", "shares", "reservations", "licenses"):
+            if not caps.has(endpoint):
+                continue
             body = caps.raw(endpoint)
             (out / f"{version}_{endpoint}.json").write_bytes(body)
             files[f"{version}_{endpoint}.json"] = len(body)

@@ -72,6 +72,9 @@ class _EndpointState:
     news: bool = False  # last_failure started or changed in this cycle: say it loudly
     dropped: bool = False  # families dropped as too old (--stale-data-max-age)
     called_at: float | None = None  # when it was last called: is it due again?
+    # the last good normalised data, kept only for an endpoint another one joins (nodes)
+    data: Any = None
+    served: bool = True  # False: the API version in use has no such endpoint (skipped)
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -130,7 +133,6 @@ class Collection:
         self._endpoints = settings.enabled_endpoints()
         self._states = {e: _EndpointState() for e in self._endpoints}
         self._intervals = {e: settings.interval_of(e) for e in self._endpoints}
-        self._unserved: set[str] = set()  # endpoints the API version in use does not have
         self._adapter: Adapter | None = None
         if settings.api_version != "auto":
             self._adapter = adapter_for(settings.api_version)
@@ -163,9 +165,15 @@ class Collection:
             due = self._due(adapter)
             for st in self._states.values():
                 st.news = False  # an endpoint not called this cycle has no news either
-            futures = [self._pool.submit(self._call, adapter, e) for e in due]
-            for fut in futures:
-                fut.result()  # _call never raises; this waits for it
+            # those that join another endpoint's data (reservations: /nodes) once the
+            # others are done
+            for wave in (
+                [e for e in due if COLLECTORS[e].joins is None],
+                [e for e in due if COLLECTORS[e].joins is not None],
+            ):
+                futures = [self._pool.submit(self._call, adapter, e) for e in wave]
+                for fut in futures:
+                    fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
         self._log_failures()
         self.snapshot = self._publish(cycle_seconds)
@@ -198,18 +206,27 @@ class Collection:
         slack = self._settings.interval / 2
         due = []
         for e in self._endpoints:
+            st = self._states[e]
             if not adapter.serves(e):
-                if e not in self._unserved:
+                if st.served:  # (a version found again after a 404 may lack it)
                     log.info("%s: not served by API %s; not collected", e, adapter.version)
-                    self._unserved.add(e)
+                    st.served, st.families, st.data = False, [], None
                 continue
-            self._unserved.discard(e)
-            called, own = self._states[e].called_at, self._intervals[e]
+            st.served = True
+            called, own = st.called_at, self._intervals[e]
             # polled every cycle: the cycle's own pacing decides (and run_once calls it)
             if own <= self._settings.interval or called is None or now - called >= own - slack:
-                self._states[e].called_at = now
+                st.called_at = now
                 due.append(e)
         return due
+
+    def _joined(self, spec: EndpointCollector, data: Any) -> Any:
+        """What spec.collect takes: the data, or with a join (data, the joined
+        endpoint's last good data, None when it is not collected or has none)."""
+        if spec.joins is None:
+            return data
+        other = self._states.get(spec.joins)
+        return data, (other.data if other is not None and not other.dropped else None)
 
     def _current_adapter(self) -> Adapter:
         if self._adapter is not None:
@@ -240,7 +257,9 @@ class Collection:
                 # nothing changed since `since`: the last good families still hold
                 self._record_success(endpoint, st.families, time.perf_counter() - t0)
                 return
-            families = spec.collect(response.data, self._settings)
+            families = spec.collect(self._joined(spec, response.data), self._settings)
+            if self._is_joined(endpoint):
+                st.data = response.data
         except EndpointFailure as failure:
             if failure.reason == "not_found" and self._settings.api_version == "auto":
                 self._adapter = None  # discover the versions again next cycle
@@ -256,6 +275,9 @@ class Collection:
             log.debug("GET %s: slurmrestd warning: %s", path, w)
         st.last_update, st.full_at = response.last_update, self._clock()
         self._record_success(endpoint, families, time.perf_counter() - t0)
+
+    def _is_joined(self, endpoint: str) -> bool:
+        return any(COLLECTORS[e].joins == endpoint for e in self._endpoints)
 
     def _fetch(
         self, adapter: Adapter, spec: EndpointCollector, path: str, since: int | None
@@ -331,7 +353,7 @@ class Collection:
                 "no longer served until the endpoint answers again",
                 endpoint, age, self._max_age[endpoint],
             )
-            st.families, st.dropped = [], True
+            st.families, st.data, st.dropped = [], None, True
 
     def _log_failures(self) -> None:
         """One line per problem: endpoints failing for the same cause share it."""
@@ -392,7 +414,7 @@ class Collection:
 
     def _served(self) -> list[tuple[str, _EndpointState]]:
         """The endpoints that count: not those the API version in use lacks."""
-        return [(e, st) for e, st in self._states.items() if e not in self._unserved]
+        return [(e, st) for e, st in self._states.items() if st.served]
 
 
 # A failure's message: "GET <path>: <cause and fix>[ [HTTP <status>: <what it said>]]"

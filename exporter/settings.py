@@ -34,11 +34,14 @@ from pydantic import (
 
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares")
+ENDPOINTS = (
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+)
 # Endpoints polled less often than --interval unless --collector-X-interval says otherwise:
 # one line per endpoint. /shares walks every association under slurmctld's association
-# lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default).
-DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0}
+# lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default); reservations
+# change by hand, and their metrics join the last good node states whenever they are read.
+DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0, "reservations": 60.0}
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
@@ -133,6 +136,10 @@ class Settings(BaseModel):
     collector_nodes: bool = Field(True, description="node states, CPUs, memory, GPUs (sinfo)")
     collector_partitions: bool = Field(True, description="partition totals and state")
     collector_ping: bool = Field(True, description="slurmctld ping (scontrol ping)")
+    collector_reservations: bool = Field(
+        True, description="reservations and their nodes' states (scontrol show reservation)"
+    )
+    collector_licenses: bool = Field(True, description="licenses (scontrol show license)")
     collector_shares: bool = Field(
         True, description="fairshare per account (sshare), from Slurm 23.11 (API v0.0.40) on"
     )

@@ -38,7 +38,7 @@ import jwt
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VERSION = {"22.05": "v0.0.38", "24.11": "v0.0.42", "26.05": "v0.0.45"}
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 
 @dataclass

@@ -41,13 +41,20 @@ def all_families() -> list[tuple[str, Metric]]:
     settings = load_settings(["--auth", "none", "--nodes-per-node", "--shares-per-user"])
     adapter = adapter_for("v0.0.45")
     out: list[tuple[str, Metric]] = []
-    for endpoint, spec in COLLECTORS.items():
+
+    def recorded(endpoint: str) -> object:
         folder = "slurm-26.05-gpus" if endpoint == "jobs" else "slurm-26.05"
         # with GPUs and with nodes out (tests/fixtures/nodes-out.md)
         folder = "slurm-26.05-nodes-out" if endpoint == "nodes" else folder
         folder = "slurm-26.05-slurmdbd" if endpoint == "shares" else folder
         body = (FIXTURES / folder / f"v0.0.45_{endpoint}.json").read_bytes()
-        for fam in spec.collect(spec.parse(adapter, body).data, settings):
+        return COLLECTORS[endpoint].parse(adapter, body).data
+
+    for endpoint, spec in COLLECTORS.items():
+        data = recorded(endpoint)
+        if spec.joins is not None:
+            data = (data, recorded(spec.joins))
+        for fam in spec.collect(data, settings):
             out.append((endpoint, fam))
     health = collect_health(
         {"jobs": EndpointHealth(True, 0.1, 1.0, {}, interval_seconds=30.0)},
@@ -70,8 +77,8 @@ def table() -> str:
         labels: list[str] = []
         for s in fam.samples:
             labels += [k for k in s.labels if k not in labels]
-        if not labels:  # no sample in the recorded answer: the family's declared labels
-            labels = list(getattr(fam, "_labelnames", ()))
+        # a family the recorded answers leave empty (remote licenses): its declared labels
+        labels = labels or list(getattr(fam, "_labelnames", ()))
         flag = next((f for p, f in FLAG_OF.items() if fam.name.startswith(p)), "")
         where = f"{collector} ({flag})" if flag else collector
         kind = "gauge" if fam.type == "info" else fam.type

@@ -11,11 +11,23 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
-from exporter.api.model import ControllerPing, Diag, Job, Node, Partition, Response, Share
+from exporter.api.model import (
+    ControllerPing,
+    Diag,
+    Job,
+    License,
+    Node,
+    Partition,
+    Reservation,
+    Response,
+    Share,
+)
 
-Endpoint = Literal["diag", "jobs", "nodes", "partitions", "ping", "shares"]
+Endpoint = Literal[
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+]
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
-    "diag", "jobs", "nodes", "partitions", "ping", "shares"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
 )
 
 
@@ -30,7 +42,8 @@ class Adapter(Protocol):
         ...
 
     def serves(self, endpoint: str) -> bool:
-        """Whether this API version has the endpoint (/shares: v0.0.40 on)."""
+        """Whether this API version has the endpoint (/shares: v0.0.40 on; 22.05's
+        v0.0.36 has no /reservations, v0.0.36 and v0.0.37 no /licenses)."""
         ...
 
     def parse_diag(self, body: bytes) -> Response[Diag]: ...
@@ -53,6 +66,10 @@ class Adapter(Protocol):
     def parse_shares(self, body: bytes) -> Response[list[Share]]: ...
 
     def parse_shares_stream(self, chunks: Iterable[bytes]) -> Response[list[Share]]: ...
+
+    def parse_reservations(self, body: bytes) -> Response[list[Reservation]]: ...
+
+    def parse_licenses(self, body: bytes) -> Response[list[License]]: ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

@@ -209,3 +209,34 @@ class Share:
     fairshare_factor: float | None  # FairShare
     level_fs: float | None  # LevelFS: may be +inf (usage 0)
     tres_run_seconds: tuple[tuple[str, int], ...] = ()  # TRESRunMins x 60
+
+
+# --- reservations and licenses (issue 11) -------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One reservation of `/reservations`, as `scontrol show reservation` shows it."""
+
+    name: str
+    start_time: float  # unix time (StartTime)
+    end_time: float | None  # unix time (EndTime); None where Slurm gives none
+    node_count: int  # NodeCnt
+    core_count: int  # CoreCnt
+    nodes: tuple[str, ...]  # Nodes=, the host list expanded
+    flags: tuple[str, ...]  # upper case, in slurmrestd's order: ("MAINT", "IGNORE_JOBS", ...)
+    partition: str  # PartitionName ("" when none)
+
+
+@dataclass(frozen=True, slots=True)
+class License:
+    """One license of `/licenses`, as `scontrol show license` shows it."""
+
+    name: str
+    total: int
+    used: int
+    free: int
+    reserved: int
+    remote: bool  # served by slurmdbd (sacctmgr add resource)
+    # v0.0.40+ only (None before): what the license manager last said (remote licenses)
+    last_consumed: int | None = None
+    last_deficit: int | None = None
+    last_update: float | None = None  # unix time; None also when never (0)

@@ -29,14 +29,17 @@ from exporter.api.model import (
     ControllerPing,
     Diag,
     Job,
+    License,
     Meta,
     Node,
     Partition,
+    Reservation,
     Response,
     Share,
 )
 from exporter.api.noderecord import RawNode
 from exporter.api.records import stream_jobs, stream_nodes
+from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
 from exporter.api.sdiag import Statistics, to_diag
 
 VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
@@ -98,12 +101,22 @@ class _PingBody(_Body, kw_only=True):
     pings: list[_Ping]
 
 
+class _ReservationsBody(_Body, kw_only=True):
+    reservations: list[RawReservation]
+
+
+class _LicensesBody(_Body, kw_only=True):
+    licenses: list[RawLicense]
+
+
 # Built once: a msgspec Decoder compiles its type and is reused for every body.
 _diag_decoder = msgspec.json.Decoder(_DiagBody)
 _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
+_reservations_decoder = msgspec.json.Decoder(_ReservationsBody)
+_licenses_decoder = msgspec.json.Decoder(_LicensesBody)
 
 
 # --- conversion -----------------------------------------------------------------
@@ -148,10 +161,6 @@ class V0036Adapter:
 
     def path(self, endpoint: str) -> str:
         return f"/slurm/{self._version}/{check_endpoint(endpoint)}"
-
-    def serves(self, endpoint: str) -> bool:
-        # /shares came with the data_parser generation (v0.0.40, Slurm 23.11)
-        return endpoint != "shares"
 
     def _meta(self, meta: _Meta | None) -> Meta:
         plugin_type = meta.plugin.type if meta and meta.plugin else None
@@ -204,3 +213,30 @@ class V0036Adapter:
 
     def parse_shares_stream(self, chunks: Iterable[bytes]) -> Response[list[Share]]:
         return self.parse_shares(b"")
+
+    # --- reservations and licenses (issue 11) ---------------------------------------
+    def serves(self, endpoint: str) -> bool:
+        # 22.05's openapi/v0.0.36 binds neither; v0.0.37 binds /reservations
+        # (src/plugins/openapi/v0.0.37/reservations.c), only v0.0.38 /licenses too
+        # (src/plugins/openapi/v0.0.38/diag.c:327, at tag slurm-22-05-8-1)
+        if endpoint == "shares":  # came with the data_parser generation (v0.0.40, 23.11)
+            return False
+        if endpoint == "reservations":
+            return self._version >= "v0.0.37"
+        if endpoint == "licenses":
+            return self._version >= "v0.0.38"
+        return True
+
+    def parse_reservations(self, body: bytes) -> Response[list[Reservation]]:
+        parsed = decode(_reservations_decoder, body, self._what("reservations"))
+        return Response(
+            self._meta(parsed.meta),
+            [reservation(r) for r in parsed.reservations],
+            parsed.warning_texts(),
+        )
+
+    def parse_licenses(self, body: bytes) -> Response[list[License]]:
+        parsed = decode(_licenses_decoder, body, self._what("licenses"))
+        return Response(
+            self._meta(parsed.meta), [license_(x) for x in parsed.licenses], parsed.warning_texts()
+        )

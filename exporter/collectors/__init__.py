@@ -17,9 +17,11 @@ from exporter.api.adapter import Adapter
 from exporter.api.model import Response
 from exporter.collectors.diag import collect_diag
 from exporter.collectors.jobs import collect_jobs
+from exporter.collectors.licenses import collect_licenses
 from exporter.collectors.nodes import collect_nodes
 from exporter.collectors.partitions import collect_partitions
 from exporter.collectors.ping import collect_ping
+from exporter.collectors.reservations import collect_reservations
 from exporter.collectors.shares import collect_shares
 from exporter.settings import Settings
 
@@ -33,6 +35,10 @@ class EndpointCollector:
     parse_stream: Callable[[Adapter, Iterable[bytes]], Response[Any]] | None = None
     # the request's query (without "?"): what to ask for, where the API can filter
     query: Callable[[Settings], str] | None = None
+    # another endpoint whose data this one's metrics join (reservations: the node states);
+    # collect then gets (its data, that endpoint's last good data or None), and the cycle
+    # calls it once that endpoint's call of the same cycle is done
+    joins: str | None = None
 
 
 # Slurm would match `users` against user associations only, and let account
@@ -86,6 +92,15 @@ COLLECTORS: dict[str, EndpointCollector] = {
             lambda d, s: collect_shares(d, per_user=s.shares_per_user),
             lambda a, chunks: a.parse_shares_stream(chunks),
             lambda s: "" if s.shares_per_user else f"users={NO_USER}",
+        ),
+        EndpointCollector(
+            "reservations",
+            lambda a, b: a.parse_reservations(b),
+            lambda d, s: collect_reservations(*d),
+            joins="nodes",
+        ),
+        EndpointCollector(
+            "licenses", lambda a, b: a.parse_licenses(b), lambda d, s: collect_licenses(d)
         ),
     )
 }

@@ -17,7 +17,7 @@ import jwt
 
 from tests.integration.lab import TOP, Lab
 
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 
 def _wrong_key_token(lab: Lab) -> str:

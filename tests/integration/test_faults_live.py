@@ -20,7 +20,7 @@ from exporter.cycle import Collection, Snapshot
 from exporter.settings import load_settings
 from tests.integration.lab import Lab
 
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 
 
 def samples(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

@@ -26,7 +26,7 @@ from exporter.settings import load_settings
 from tests.integration.lab import TOP, Lab
 from tests.integration.serving import Served
 
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 NEWEST = {"22.05": "v0.0.38", "24.11": "v0.0.42", "26.05": "v0.0.45"}
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]

@@ -20,7 +20,7 @@ from tests.integration import debianroot
 from tests.integration.lab import Lab, releases
 
 UNIT = debianroot.TOP / "packaging" / "slurm-exporter.service"
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
 pytestmark = pytest.mark.lab
 
 

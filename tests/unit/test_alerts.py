@@ -196,6 +196,7 @@ def test_dashboards_with_fixed_uids() -> None:
         "slurm-exporter-health": "slurm-exporter-health",
         "slurm-nodes-out": "slurm-nodes-out",
         "slurm-fairshare": "slurm-fairshare",
+        "slurm-reservations-licenses": "slurm-reservations-licenses",
     }
     for p in DASHBOARDS:
         d = load_dashboard(p)

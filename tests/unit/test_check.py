@@ -30,7 +30,7 @@ def key_file(tmp_path: Path) -> Path:
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as m:
         m.get(URL + "/openapi/v3").respond(200, content=(FIXTURES / "openapi_v3.json").read_bytes())
-        for e in ("diag", "jobs", "nodes", "partitions", "ping"):
+        for e in ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses"):
             m.get(f"{URL}/slurm/{V}/{e}/").respond(
                 200, content=(FIXTURES / f"{V}_{e}.json").read_bytes()
             )

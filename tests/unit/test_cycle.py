@@ -23,7 +23,7 @@ from exporter.settings import load_settings
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 URL = "http://slurm-head:6820"
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses")
 
 
 def samples(snap: Snapshot) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -161,7 +161,7 @@ def test_each_failure_reason(
     assert value(snap, "slurm_exporter_endpoint_up", endpoint="diag") == 0
     assert value(snap, "slurm_exporter_endpoint_errors_total", endpoint="diag",
                  reason=reason) == 1
-    for other in ("jobs", "nodes", "partitions", "ping"):
+    for other in ENDPOINTS[1:]:
         assert value(snap, "slurm_exporter_endpoint_up", endpoint=other) == 1
     assert "slurm_scheduler_threads" not in snap.exposition.decode()  # never had good data
 

@@ -80,6 +80,8 @@ def data_of(snap: Snapshot, endpoint: str) -> Samples:
         "partitions": ("slurm_partition_state", "slurm_partition_cpus_configured",
                        "slurm_partition_nodes_configured", "slurm_partition_max_time"),
         "ping": ("slurm_controller_",),
+        "reservations": ("slurm_reservation_",),
+        "licenses": ("slurm_license_",),
     }[endpoint]
     return {k: v for k, v in samples(snap).items() if k[0].startswith(prefix)}
 

@@ -31,7 +31,7 @@ TOP = Path(__file__).resolve().parents[2]
 FIXTURES = TOP / "tests" / "fixtures" / "slurm-26.05"
 URL = "http://slurm-head:6820"
 V45 = URL + "/slurm/v0.0.45"
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses")
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def wrong_key_answers() -> Iterator[respx.MockRouter]:
         m.get(URL + "/openapi/v3").respond(
             200, content=(FIXTURES / "openapi_v3.json").read_bytes()
         )
-        for e in ("diag", "jobs", "nodes"):
+        for e in ("diag", "jobs", "nodes", "reservations", "licenses"):
             m.get(f"{V45}/{e}/").respond(511, content=refused)
         m.get(url__startswith=f"{V45}/shares").respond(511, content=refused)
         m.get(f"{V45}/partitions/").respond(
@@ -107,7 +107,8 @@ def test_the_log_says_one_line_for_a_cause_shared_by_every_endpoint(
         said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
         [line] = [s for s in said if "failed" in s]
         assert line.startswith(
-            "diag, jobs, nodes, partitions, ping, shares failed [auth]: slurmrestd"
+            "diag, jobs, nodes, partitions, ping, shares, reservations, licenses failed [auth]: "
+            "slurmrestd"
         )
         assert "[HTTP 511: Protocol authentication error (error 1007); HTTP 511: no error " \
                "details; HTTP 200: Protocol authentication error (error 1007)]" in line
@@ -129,8 +130,8 @@ def test_once_prints_one_line_for_one_problem() -> None:
     assert p.returncode == 1
     [line] = p.stderr.splitlines()
     assert line.startswith(
-        "slurm-exporter: diag, jobs, nodes, partitions, ping, shares failed [connect]: GET "
-        "/openapi/v3: "
+        "slurm-exporter: diag, jobs, nodes, partitions, ping, shares, reservations, licenses "
+        "failed [connect]: GET /openapi/v3: "
         "connection refused"
     )
 

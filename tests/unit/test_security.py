@@ -264,8 +264,8 @@ def test_the_token_never_follows_a_redirect(key_file: Path, status: int) -> None
         assert all(f.reason == "http_error" and "redirect, not followed" in f.message
                    for _, f in snap.failures)
         assert elsewhere.RequestHandlerClass.seen == []  # type: ignore[attr-defined]
-        # one request per endpoint (shares included)
-        assert len(restd.RequestHandlerClass.seen) == 6  # type: ignore[attr-defined]
+        # one request per endpoint (shares, reservations, licenses included)
+        assert len(restd.RequestHandlerClass.seen) == 8  # type: ignore[attr-defined]
     finally:
         for s in (elsewhere, restd):
             s.shutdown()

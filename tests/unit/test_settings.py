@@ -16,7 +16,9 @@ def test_defaults() -> None:
     assert s.slurmrestd_url == "http://localhost:6820"
     assert s.api_version == "auto" and s.listen_address == ":9341"
     assert s.interval == 30 and s.jwt_lifespan == 1800
-    assert s.enabled_endpoints() == ("diag", "jobs", "nodes", "partitions", "ping", "shares")
+    assert s.enabled_endpoints() == (
+        "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    )
 
 
 def test_precedence_flag_over_env_over_file(

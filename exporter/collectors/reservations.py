@@ -1,0 +1,135 @@
+"""Reservation metrics: what `scontrol show reservation` says of each reservation, and the
+state now of its nodes (from the same cycle's `/nodes`).
+
+slurmctld lists only reservations that have not ended: once past its end a reservation
+is moved to its next period when it recurs and purged otherwise (once its jobs are done:
+src/slurmctld/reservation.c job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each
+one listed is current or to come, and the earliest start of the MAINT ones is when the
+next (or current) maintenance starts. Times are Unix timestamps: PromQL does the
+subtraction (`... - time()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from prometheus_client.metrics_core import Metric
+
+from exporter.api.model import Node, Reservation
+from exporter.collectors.families import Key, gauge
+
+_RESERVATION = ("reservation",)
+
+
+def _node_counts(resv: Reservation, nodes: Mapping[str, Node]) -> tuple[int, int, int]:
+    """(busy, down, drained) among the reservation's nodes: busy runs jobs (allocated
+    CPUs: allocated, mixed, completing or draining), down is DOWN or FAIL (sinfo's down,
+    fail, failing), drained has DRAIN set (drained or draining)."""
+    busy = down = drained = 0
+    for name in resv.nodes:
+        node = nodes.get(name)
+        if node is None:
+            continue  # not in /nodes (yet): counted nowhere
+        busy += node.alloc_cpus > 0 or node.state in ("allocated", "mixed", "completing")
+        down += not {"DOWN", "FAIL"}.isdisjoint(node.flags)
+        drained += "DRAIN" in node.flags
+    return busy, down, drained
+
+
+def collect_reservations(
+    reservations: Sequence[Reservation], nodes: Sequence[Node] | None
+) -> list[Metric]:
+    """Per reservation its times, sizes, flags and partition; how many of its nodes are
+    busy, down or drained now (left out when `nodes` is None: /nodes not collected or
+    failing); and the start of the next maintenance reservation."""
+    by_name: dict[str, Reservation] = {}
+    for resv in reservations:
+        by_name.setdefault(resv.name, resv)
+    info: dict[Key, float] = {}
+    start: dict[Key, float] = {}
+    end: dict[Key, float] = {}
+    node_count: dict[Key, float] = {}
+    core_count: dict[Key, float] = {}
+    for name, resv in by_name.items():
+        info[(name, resv.partition, ",".join(resv.flags))] = 1
+        start[(name,)] = resv.start_time
+        if resv.end_time is not None:
+            end[(name,)] = resv.end_time
+        node_count[(name,)] = resv.node_count
+        core_count[(name,)] = resv.core_count
+    families: list[Metric] = [
+        gauge(
+            "slurm_reservation_info",
+            "1 for each reservation slurmctld holds (current or to come), with its "
+            "PartitionName (\"\" when none) and Flags as scontrol show reservation prints "
+            "them (e.g. MAINT,IGNORE_JOBS,SPEC_NODES).",
+            ("reservation", "partition", "flags"),
+            info,
+        ),
+        gauge(
+            "slurm_reservation_start_timestamp_seconds",
+            "The reservation's StartTime, as a Unix timestamp (in the past: it is current).",
+            _RESERVATION,
+            start,
+        ),
+        gauge(
+            "slurm_reservation_end_timestamp_seconds",
+            "The reservation's EndTime, as a Unix timestamp.",
+            _RESERVATION,
+            end,
+        ),
+        gauge("slurm_reservation_nodes_configured", "The reservation's NodeCnt.",
+              _RESERVATION, node_count),
+        gauge("slurm_reservation_cores_configured", "The reservation's CoreCnt.",
+              _RESERVATION, core_count),
+    ]
+    if nodes is not None:
+        families.extend(_node_state_families(by_name, nodes))
+    families.append(_next_maint(by_name.values()))
+    return families
+
+
+def _node_state_families(
+    by_name: Mapping[str, Reservation], nodes: Sequence[Node]
+) -> list[Metric]:
+    known = {n.name: n for n in nodes}
+    busy: dict[Key, float] = {}
+    down: dict[Key, float] = {}
+    drained: dict[Key, float] = {}
+    for name, resv in by_name.items():
+        busy[(name,)], down[(name,)], drained[(name,)] = _node_counts(resv, known)
+    return [
+        gauge(
+            "slurm_reservation_nodes_busy",
+            "Nodes of the reservation that run jobs now (allocated CPUs: allocated, mixed, "
+            "completing or draining in sinfo), from the same cycle's /nodes.",
+            _RESERVATION,
+            busy,
+        ),
+        gauge(
+            "slurm_reservation_nodes_down",
+            "Nodes of the reservation that are down now (DOWN or FAIL: sinfo's down, fail, "
+            "failing), from the same cycle's /nodes.",
+            _RESERVATION,
+            down,
+        ),
+        gauge(
+            "slurm_reservation_nodes_drained",
+            "Nodes of the reservation with DRAIN set now (sinfo's drained or draining), "
+            "from the same cycle's /nodes.",
+            _RESERVATION,
+            drained,
+        ),
+    ]
+
+
+def _next_maint(reservations: Iterable[Reservation]) -> Metric:
+    starts = [r.start_time for r in reservations if "MAINT" in r.flags]
+    return gauge(
+        "slurm_reservation_maint_next_start_timestamp_seconds",
+        "StartTime of the earliest reservation with the MAINT flag, as a Unix timestamp: "
+        "the next maintenance, or the current one when in the past; absent when there is "
+        "none.",
+        (),
+        {(): min(starts)} if starts else {},
+    )

@@ -39,9 +39,9 @@ ENDPOINTS = (
 )
 # Endpoints polled less often than --interval unless --collector-X-interval says otherwise:
 # one line per endpoint. /shares walks every association under slurmctld's association
-# lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default); reservations
-# change by hand, and their metrics join the last good node states whenever they are read.
-DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0, "reservations": 60.0}
+# lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default). Reservations
+# and licenses are small answers whose alerts want fresh data: every cycle.
+DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0}
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 

@@ -188,7 +188,8 @@ class Settings(BaseModel):
         None,
         description="seconds a failing endpoint's last good metrics are still served, counted "
         "from its last success; then they are dropped until it answers again (unset: 5 x "
-        "--interval; 0: dropped at the first failure)",
+        "the endpoint's own interval, --collector-X-interval; 0: dropped at the first "
+        "failure)",
     )
     once: bool = Field(
         False,

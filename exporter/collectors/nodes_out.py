@@ -8,7 +8,10 @@ the base state DOWN. FUTURE nodes are not listed (they are not in the cluster ye
 that are only not responding (idle*) or powered down: those are not out. API v0.0.36 (22.05)
 sends the base state alone (src/plugins/openapi/v0.0.36/nodes.c:125, slurm-22-05-11-1), so
 there a drained node counts only when its base state is down, and shows as "down" (v0.0.37+
-send the flags; the exporter picks the newest version).
+send the flags; the exporter picks the newest version). sinfo builds its lines from the
+partitions it shows (_build_sinfo_data in src/sinfo/sinfo.c), so plain sinfo -R leaves out
+nodes whose partitions are all hidden (sinfo -a -R lists them) and nodes in no partition;
+the exporter counts every such node: it is as much out of service.
 
 What: the reason, who set it and when, as sinfo's %E/%R (reason), %u (user) and %H
 (timestamp) print them (src/sinfo/print.c _print_reason, _print_user, _print_timestamp):

@@ -111,6 +111,8 @@ def to_share(raw: RawShare) -> Share:
         usage_norm=_float(raw.usage_normalized),
         usage_effective=_float(raw.effective_usage),
         fairshare_factor=_float(fs.factor),
-        level_fs=_level(fs.level),
+        # sshare prints no LevelFS for Fairshare=parent (src/sshare/process.c:276-280,
+        # slurm-24-11-5-1); fair_tree.c:188-191 keeps INFINITY (user) or NO_VAL there
+        level_fs=None if shares == FS_USE_PARENT else _level(fs.level),
         tres_run_seconds=tuple((t.name, integer(t.value)) for t in run if t.name),
     )

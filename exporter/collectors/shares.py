@@ -6,7 +6,7 @@ Every value is slurmctld's own, copied from the association by assoc_mgr_get_sha
 same RPC (src/sshare/process.c): RawShares (the root's NO_VAL and a user's "parent" are
 left out, sshare prints a blank and "parent"), NormShares, RawUsage (decayed
 TRES-billing-seconds, cut to an integer by slurmctld), NormUsage, EffectvUsage,
-LevelFS (+Inf for shares and no usage, sshare's "inf") and, for users only, FairShare:
+LevelFS (+Inf for shares and no usage, sshare's "inf"; none for Fairshare=parent) and, for users only, FairShare:
 with the default PriorityFlags=FAIR_TREE sshare prints no factor for accounts
 (process.c PRINT_FSFACTOR), and slurmctld's is 0 there. TRESRunMins is exported in
 seconds as slurmctld keeps it (grp_used_tres_run_secs; sshare divides by 60 and drops
@@ -35,7 +35,8 @@ _VALUES: tuple[tuple[str, str, Callable[[Share], float | None]], ...] = (
     ("usage_effective", "EffectvUsage: usage over its siblings' (Fair Tree), from 0 to 1.",
      lambda s: s.usage_effective),
     ("level", "LevelFS: NormShares / EffectvUsage; above 1 the association has used less "
-     "than its share; +Inf with shares and no usage.", lambda s: s.level_fs),
+     "than its share; +Inf with shares and no usage; absent for Fairshare=parent.",
+     lambda s: s.level_fs),
 )
 
 

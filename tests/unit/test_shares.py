@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from exporter.api.model import Share
+from exporter.api.sharerecord import FS_USE_PARENT
 from exporter.api.v0036 import V0036Adapter
 from exporter.api.v0040 import V0040Adapter
 from exporter.collectors.shares import collect_shares
@@ -115,3 +119,29 @@ def test_recorded_usage_equals_sshare_of_the_same_moment(version: str) -> None:
     samples = _samples(render(collect_shares(data, per_user=True)).decode())
     rows = parse_sshare((folder / "sshare_usage.txt").read_text())
     assert differences(rows, samples) == []
+
+
+def _edited(version: str, edit: Callable[[dict[str, Any]], None], compact: bool = False) -> bytes:
+    """The 24.11 answer with each association passed to `edit`, printed again as
+    slurmrestd prints it: pretty (2 spaces) or SLURMRESTD_JSON=compact, with the bare
+    word Infinity kept (json.dumps prints it as json-c does)."""
+    doc = json.loads(recorded("24.11", version))
+    for record in doc["shares"]["shares"]:
+        edit(record)
+    if compact:
+        return json.dumps(doc, separators=(",", ":")).encode()
+    return (json.dumps(doc, indent=2) + "\n").encode()
+
+
+def test_no_level_for_fairshare_parent() -> None:
+    # sshare prints LevelFS blank for Fairshare=parent (process.c:276-280,
+    # slurm-24-11-5-1), though fair_tree.c:188-191 stores INFINITY (user) or NO_VAL
+    def parent(record: dict[str, Any]) -> None:
+        if record["name"] in ("alice", "physics"):
+            record["shares"]["number"] = FS_USE_PARENT
+            record["fairshare"]["level"] = math.inf if "USER" in record["type"] else 0.5
+
+    got = {s.name: s for s in V0040Adapter("v0.0.41").parse_shares(_edited("v0.0.41", parent)).data}
+    assert got["alice"].shares_raw is None and got["alice"].level_fs is None
+    assert got["physics"].level_fs is None
+    assert got["science"].level_fs is not None

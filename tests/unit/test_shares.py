@@ -145,3 +145,21 @@ def test_no_level_for_fairshare_parent() -> None:
     assert got["alice"].shares_raw is None and got["alice"].level_fs is None
     assert got["physics"].level_fs is None
     assert got["science"].level_fs is not None
+
+
+def test_classic_fairshare_exports_no_factor_and_no_level() -> None:
+    # PriorityFlags=NO_FAIR_TREE: only fair_tree.c:205,372 set level_fs and fs_factor, so
+    # slurmctld sends the 0 of slurmdb_defs.c:643-644 for all, and sshare computes its
+    # own factor (process.c:265-272, slurm-24-11-5-1) from FairShareDampeningFactor,
+    # which /shares does not carry
+    def classic(record: dict[str, Any]) -> None:
+        record["fairshare"] = {"factor": 0.0, "level": 0.0}
+
+    data = V0040Adapter("v0.0.41").parse_shares(_edited("v0.0.41", classic)).data
+    samples = _samples(render(collect_shares(data, per_user=True)).decode())
+    assert "slurm_user_fairshare_factor" not in samples
+    assert "slurm_user_fairshare_level" not in samples
+    assert "slurm_account_fairshare_level" not in samples
+    assert samples["slurm_user_fairshare_usage_effective"]
+    fair_tree = _samples(render(collect_shares(shares("24.11", "v0.0.41"), True)).decode())
+    assert fair_tree["slurm_user_fairshare_factor"]

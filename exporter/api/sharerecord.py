@@ -19,8 +19,13 @@ import msgspec
 from exporter.api.decoding import Num, Wrapped, integer, number
 from exporter.api.model import Share
 
-# the bare words json-c prints for non-finite doubles (v0.0.40/41), as JSON strings
-_SPECIALS = re.compile(rb": (-?Infinity|NaN)(,?)\n")
+# the bare words json-c prints for non-finite doubles (v0.0.40/41) as a member's value,
+# pretty (`"level": Infinity\n`) or with SLURMRESTD_JSON=compact (`"level":Infinity}`,
+# src/slurmrestd/slurmrestd.c:230, slurm-24-11-5-1): after a key's closing quote, which
+# no string holds unescaped, and before the member's end
+_SPECIALS = re.compile(rb'(?<=[^\\]"):(\s*)(-?Infinity|NaN)(?=\s*[,}\]])')
+# a chunk's end that may be the start of one of them, held for the next chunk
+_OPEN = re.compile(rb":\s*-?[INafinty]*\s*\Z")
 # NaN is what v0.0.42+ send as unset (FLOAT64_NO_VAL: NO_VAL or isnan -> set false)
 _SPECIAL_VALUES = {"Infinity": math.inf, "-Infinity": -math.inf}
 # Slurm's SLURMDB_FS_USE_PARENT (slurmdb.h): shares taken from the parent; sshare "parent"
@@ -61,21 +66,33 @@ class RawShare(msgspec.Struct, gc=False):
 
 def quote_specials(chunks: Iterable[bytes]) -> Iterator[bytes]:
     """The answer with `Infinity`/`NaN` values quoted (`"Infinity"`), so that a JSON
-    decoder takes them; cut at line ends, where pretty-printed values end."""
+    decoder takes them; each chunk as it comes, less an end that may be cut mid-value."""
     tail = b""
     for chunk in chunks:
         data = tail + chunk
-        cut = data.rfind(b"\n") + 1
+        cut = _held_from(data)
         data, tail = data[:cut], data[cut:]
-        yield _quote(data)
+        if data:
+            yield _quote(data)
     if tail:
         yield _quote(tail)
+
+
+def _held_from(data: bytes) -> int:
+    """Where to cut `data` so that no value is split: the last two bytes (a member's end
+    may follow a value), or two bytes before an open `: Infinity` (the key's closing
+    quote and the byte before it, which _SPECIALS looks behind at)."""
+    end = max(len(data) - 2, 0)
+    colon = data.rfind(b":")
+    if colon >= end or (colon >= 0 and _OPEN.match(data, colon, end)):
+        end = max(colon - 2, 0)
+    return end
 
 
 def _quote(data: bytes) -> bytes:
     if b"Infinity" not in data and b"NaN" not in data:
         return data
-    return _SPECIALS.sub(rb': "\1"\2' + b"\n", data)
+    return _SPECIALS.sub(rb':\1"\2"', data)
 
 
 def _float(value: Num | Special) -> float | None:
@@ -111,6 +128,8 @@ def to_share(raw: RawShare) -> Share:
         usage_norm=_float(raw.usage_normalized),
         usage_effective=_float(raw.effective_usage),
         fairshare_factor=_float(fs.factor),
-        level_fs=_level(fs.level),
+        # sshare prints no LevelFS for Fairshare=parent (src/sshare/process.c:276-280,
+        # slurm-24-11-5-1); fair_tree.c:188-191 keeps INFINITY (user) or NO_VAL there
+        level_fs=None if shares == FS_USE_PARENT else _level(fs.level),
         tres_run_seconds=tuple((t.name, integer(t.value)) for t in run if t.name),
     )

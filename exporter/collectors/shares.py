@@ -1,21 +1,23 @@
-"""Fairshare metrics: what `sshare -a -l` says of each account (and, behind
---shares-per-user, of each user in each account).
-
-Every value is slurmctld's own, copied from the association by assoc_mgr_get_shares
-(src/common/assoc_mgr.c:3369 in slurm-24-11-5-1), the numbers sshare prints from the
-same RPC (src/sshare/process.c): RawShares (the root's NO_VAL and a user's "parent" are
-left out, sshare prints a blank and "parent"), NormShares, RawUsage (decayed
-TRES-billing-seconds, cut to an integer by slurmctld), NormUsage, EffectvUsage,
-LevelFS (+Inf for shares and no usage, sshare's "inf") and, for users only, FairShare:
-with the default PriorityFlags=FAIR_TREE sshare prints no factor for accounts
-(process.c PRINT_FSFACTOR), and slurmctld's is 0 there. TRESRunMins is exported in
-seconds as slurmctld keeps it (grp_used_tres_run_secs; sshare divides by 60 and drops
-the remainder).
+"""Fairshare metrics: what `sshare -a -l` says of each account (and, behind --shares-per-
+user, of each user in each account). Every value is slurmctld's own, copied from the
+association by assoc_mgr_get_shares (src/common/assoc_mgr.c:3369 in slurm-24-11-5-1),
+the numbers sshare prints from the same RPC (src/sshare/process.c): RawShares (the
+root's NO_VAL and a user's "parent" are left out, sshare prints a blank and "parent"),
+NormShares, RawUsage (decayed TRES-billing-seconds, cut to an integer by slurmctld),
+NormUsage, EffectvUsage, LevelFS (+Inf for shares and no usage, sshare's "inf"; none for
+Fairshare=parent) and, for users only, FairShare: with the default
+PriorityFlags=FAIR_TREE sshare prints no factor for accounts (process.c PRINT_FSFACTOR),
+and slurmctld's is 0 there. Under NO_FAIR_TREE slurmctld sends 0 for every factor and
+LevelFS (see _fair_tree), and sshare computes its own factor from
+FairShareDampeningFactor, which /shares does not carry: both are left out then.
+TRESRunMins is exported in seconds as slurmctld keeps it (grp_used_tres_run_secs; sshare
+divides by 60 and drops the remainder).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from prometheus_client.metrics_core import Metric
 
@@ -35,7 +37,9 @@ _VALUES: tuple[tuple[str, str, Callable[[Share], float | None]], ...] = (
     ("usage_effective", "EffectvUsage: usage over its siblings' (Fair Tree), from 0 to 1.",
      lambda s: s.usage_effective),
     ("level", "LevelFS: NormShares / EffectvUsage; above 1 the association has used less "
-     "than its share; +Inf with shares and no usage.", lambda s: s.level_fs),
+     "than its share; +Inf with shares and no usage; absent for Fairshare=parent and "
+     "under PriorityFlags=NO_FAIR_TREE.",
+     lambda s: s.level_fs),
 )
 
 
@@ -45,6 +49,8 @@ _NOT_RUN = frozenset({"energy", "fs/disk", "vmem", "pages"})
 
 
 def collect_shares(shares: Sequence[Share], per_user: bool) -> list[Metric]:
+    if not _fair_tree(shares):
+        shares = [replace(s, fairshare_factor=None, level_fs=None) for s in shares]
     accounts = [s for s in shares if not s.user]
     families = _families("account", ["account"], accounts, lambda s: (s.name,))
     if per_user:
@@ -55,11 +61,21 @@ def collect_shares(shares: Sequence[Share], per_user: bool) -> list[Metric]:
         families.append(gauge(
             "slurm_user_fairshare_factor",
             "FairShare: the user association's fairshare factor, from 0 to 1, as sshare "
-            "prints it (the priority's fairshare component before PriorityWeightFairshare).",
+            "prints it (the priority's fairshare component before PriorityWeightFairshare); "
+            "Fair Tree only: absent under PriorityFlags=NO_FAIR_TREE.",
             ["user", "account", "partition"],
             factor,
         ))
     return families
+
+
+def _fair_tree(shares: Sequence[Share]) -> bool:
+    """Whether slurmctld ran Fair Tree: only fair_tree.c sets fs_factor and level_fs
+    (src/plugins/priority/multifactor/fair_tree.c:205,372, slurm-24-11-5-1), and its
+    top-ranked user gets rank / g_user_assoc_count with rank starting at the count
+    (:405), i.e. 1. Without it (NO_FAIR_TREE, or before its first run) all are 0
+    (slurmdb_defs.c:643-644), which sshare never prints."""
+    return any(s.user and (s.fairshare_factor or 0.0) > 0.0 for s in shares)
 
 
 def _families(

@@ -229,6 +229,20 @@ def test_every_panel_has_datasource_unit_and_description() -> None:
         assert len(titles) == len(set(titles)), f"{p}: panel titles repeat"
 
 
+# Grafana's time units: they print a value as a duration ("2.3 hours")
+_TIME_UNITS = {"s", "ms", "us", "ns", "m", "h", "d", "dtdurations", "dtdurationms", "clocks"}
+
+
+def test_usage_in_billing_seconds_is_not_shown_as_a_duration() -> None:
+    """RawUsage (slurm_*_usage_billing_seconds) is TRES-billing-seconds, billing weight
+    times seconds, not a time: a plain number, with the unit said in the title."""
+    for dashboard, p in _all_panels():
+        if any("_usage_billing_seconds" in t["expr"] for t in p["targets"]):
+            where = f"{dashboard}: {p['title']}"
+            assert p["fieldConfig"]["defaults"]["unit"] not in _TIME_UNITS, where
+            assert "billing-seconds" in p["title"].lower(), where
+
+
 def test_every_query_selects_job_and_instance() -> None:
     """So that one cluster, several or all can be picked (Prometheus' own series too)."""
     for q in panel_queries():

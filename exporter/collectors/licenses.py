@@ -45,7 +45,11 @@ _FAMILIES = {
     "configured": "The license's Total: licenses configured (slurm.conf Licenses=, or "
     "slurmdbd's share of a remote license).",
     "used": "The license's Used: licenses held by jobs now.",
-    "free": "The license's Free: licenses jobs can take now.",
+    # Free = Total - Used - LastDeficit, Reserved not taken off (slurm_protocol_pack.c
+    # _unpack_license_info_msg, 24.11); a job outside the reservations is refused beyond
+    # used + deficit + reserved (src/slurmctld/licenses.c:712-713 at slurm-24-11-5-1)
+    "free": "The license's Free: Total - Used - LastDeficit, licenses held by "
+    "reservations included; jobs outside reservations can take free - reserved.",
     "reserved": "The license's Reserved: licenses held by reservations.",
     "remote": "1 when the license is remote (served by slurmdbd, sacctmgr add resource), "
     "0 when slurm.conf configures it.",

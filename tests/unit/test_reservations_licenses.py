@@ -281,3 +281,42 @@ def test_an_endpoint_the_new_version_lacks_leaves_no_old_series(
     assert snap.all_up, snap.failures
     assert "slurm_license_" not in snap.exposition.decode()
     assert "slurm_reservation_info" in snap.exposition.decode()
+
+
+# ------------------------------------------------------------------------ dashboard
+DASHBOARD = Path(__file__).resolve().parent.parent.parent / "dashboards" / (
+    "slurm-reservations-licenses.json")
+_SERIES = 'job="slurm",instance="h:9341"'
+
+
+def _panel_value(title: str, series: dict[str, str], at_minutes: int) -> str:
+    """What the panel's query gives at `at_minutes` (promtool evaluates it), e.g.
+    `{license="x"} 0.5`; `series` are promtool input series (name{labels}: values)."""
+    from tests.promql import load_dashboard, panels, substitute
+    from tests.unit.test_alerts import _promtool
+
+    panel = next(p for p in panels(load_dashboard(DASHBOARD)) if p["title"] == title)
+    expr = substitute(panel["targets"][0]["expr"], {"job": "slurm", "instance": "h:9341"})
+    lines = ["evaluation_interval: 1m", "tests:", "  - interval: 1m", "    input_series:"]
+    lines += [f"      - series: '{s}'\n        values: '{v}'" for s, v in series.items()]
+    lines += ["    promql_expr_test:", f"      - expr: '{expr}'",
+              f"        eval_time: {at_minutes}m", "        exp_samples: []"]
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"panel-{os.getpid()}.test.yml"
+    tmp.write_text("\n".join(lines) + "\n")
+    try:
+        run = _promtool("test", "rules", str(tmp))
+    finally:
+        tmp.unlink()
+    got = (run.stdout + run.stderr).partition("got:")[2]
+    got = re.sub(r'[{},]|(__name__|job|instance)="[^"]*"', " ", got)
+    return " ".join(got.split()).replace("E+00", "")
+
+
+def test_license_use_panel_counts_reserved_as_taken() -> None:
+    # 4 licenses, 2 used, 2 held by a reservation: none left for other jobs
+    got = _panel_value("License use now", {
+        f"slurm_license_used{{{_SERIES},license=\"comsol\"}}": "2x5",
+        f"slurm_license_reserved{{{_SERIES},license=\"comsol\"}}": "2x5",
+        f"slurm_license_configured{{{_SERIES},license=\"comsol\"}}": "4x5",
+    }, 1)
+    assert got == 'license="comsol" 1', got

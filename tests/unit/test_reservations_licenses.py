@@ -320,3 +320,16 @@ def test_license_use_panel_counts_reserved_as_taken() -> None:
         f"slurm_license_configured{{{_SERIES},license=\"comsol\"}}": "4x5",
     }, 1)
     assert got == 'license="comsol" 1', got
+
+
+def test_reservations_now_panel_leaves_out_those_past_their_end() -> None:
+    # at 10m (600 s): "ended" is still listed (its jobs run on, reservation.c:7365-7381),
+    # "now" is under way, "open" has no EndTime, "later" has not started
+    series = {}
+    for name, start, end in (("ended", 0, 300), ("now", 0, 900), ("open", 0, None),
+                             ("later", 700, 900)):
+        sel = f'{_SERIES},reservation="{name}"'
+        series[f"slurm_reservation_start_timestamp_seconds{{{sel}}}"] = f"{start}x20"
+        if end is not None:
+            series[f"slurm_reservation_end_timestamp_seconds{{{sel}}}"] = f"{end}x20"
+    assert _panel_value("Reservations now", series, 10) == "2"

@@ -4,9 +4,10 @@ state now of its nodes (from the same cycle's `/nodes`).
 slurmctld lists only reservations that have not ended: once past its end a reservation
 is moved to its next period when it recurs and purged otherwise (once its jobs are done:
 src/slurmctld/reservation.c job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each
-one listed is current or to come, and the earliest start of the MAINT ones is when the
-next (or current) maintenance starts. Times are Unix timestamps: PromQL does the
-subtraction (`... - time()`).
+one listed is current or to come (or past its end while its jobs run on). The next
+maintenance is the earliest MAINT start still to come: a current MAINT reservation (which
+may be permanent) has its own start and end series. Times are Unix timestamps: PromQL
+does the subtraction (`... - time()`).
 """
 
 from __future__ import annotations
@@ -37,11 +38,12 @@ def _node_counts(resv: Reservation, nodes: Mapping[str, Node]) -> tuple[int, int
 
 
 def collect_reservations(
-    reservations: Sequence[Reservation], nodes: Sequence[Node] | None
+    reservations: Sequence[Reservation], nodes: Sequence[Node] | None, now: float
 ) -> list[Metric]:
     """Per reservation its times, sizes, flags and partition; how many of its nodes are
     busy, down or drained now (left out when `nodes` is None: /nodes not collected or
-    failing); and the start of the next maintenance reservation."""
+    failing); and the start of the next maintenance reservation after `now` (Unix
+    time)."""
     by_name: dict[str, Reservation] = {}
     for resv in reservations:
         by_name.setdefault(resv.name, resv)
@@ -85,7 +87,7 @@ def collect_reservations(
     ]
     if nodes is not None:
         families.extend(_node_state_families(by_name, nodes))
-    families.append(_next_maint(by_name.values()))
+    families.append(_next_maint(by_name.values(), now))
     return families
 
 
@@ -123,13 +125,14 @@ def _node_state_families(
     ]
 
 
-def _next_maint(reservations: Iterable[Reservation]) -> Metric:
-    starts = [r.start_time for r in reservations if "MAINT" in r.flags]
+def _next_maint(reservations: Iterable[Reservation], now: float) -> Metric:
+    starts = [r.start_time for r in reservations if "MAINT" in r.flags and r.start_time > now]
     return gauge(
         "slurm_reservation_maint_next_start_timestamp_seconds",
-        "StartTime of the earliest reservation with the MAINT flag, as a Unix timestamp: "
-        "the next maintenance, or the current one when in the past; absent when there is "
-        "none.",
+        "StartTime of the earliest reservation with the MAINT flag that has not started "
+        "yet, as a Unix timestamp: the next maintenance; absent when none is to come. "
+        "Current ones: slurm_reservation_start_timestamp_seconds and "
+        "slurm_reservation_info{flags=~\"(.*,)?MAINT(,.*)?\"}.",
         (),
         {(): min(starts)} if starts else {},
     )

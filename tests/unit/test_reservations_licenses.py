@@ -18,8 +18,12 @@ import respx
 from exporter.api.model import License, Node, Reservation
 from exporter.api.resvlic import expand_hostlist
 from exporter.api.versions import adapter_for
+from exporter.auth import MintedToken
+from exporter.client import SlurmrestdClient
 from exporter.collectors.licenses import collect_licenses
 from exporter.collectors.reservations import collect_reservations
+from exporter.cycle import Collection
+from exporter.settings import load_settings
 from tests.unit.test_collectors import _promtool, family, render
 from tests.unit.test_cycle import (
     URL,
@@ -113,6 +117,7 @@ RESERVATIONS_NOW = [
                 ("FLEX", "MAGNETIC"), ""),
     Reservation("not_maint", 50.0, 60.0, 1, 4, ("n3",), ("NO_MAINT",), ""),
 ]
+NOW = 1000.0  # maint and later_maint to come, running and not_maint started
 
 
 def _values(families: list, name: str) -> dict[str, float]:  # type: ignore[type-arg]
@@ -121,7 +126,7 @@ def _values(families: list, name: str) -> dict[str, float]:  # type: ignore[type
 
 
 def test_reservation_nodes_busy_down_drained_from_the_node_states() -> None:
-    fams = collect_reservations(RESERVATIONS_NOW, NODES)
+    fams = collect_reservations(RESERVATIONS_NOW, NODES, NOW)
     # maint n1-n4: allocated, mixed, draining busy; n4 drained too
     # running n4-n7 (+ a node /nodes does not list): n4 busy and drained, n5 drained,
     # n6 (DOWN) and n7 (FAIL) down
@@ -133,16 +138,24 @@ def test_reservation_nodes_busy_down_drained_from_the_node_states() -> None:
         "maint": 1, "later_maint": 0, "running": 2, "not_maint": 0}
 
 
-def test_next_maintenance_is_the_earliest_maint_start_and_no_maint_is_not_maint() -> None:
-    fams = collect_reservations(RESERVATIONS_NOW, NODES)
+def _next_maint(reservations: list[Reservation], now: float) -> list[float]:
+    fams = collect_reservations(reservations, NODES, now)
     nxt = family(fams, "slurm_reservation_maint_next_start_timestamp_seconds")
-    assert [s.value for s in nxt.samples] == [2000.0]
-    none = collect_reservations(RESERVATIONS_NOW[2:], NODES)
-    assert not family(none, "slurm_reservation_maint_next_start_timestamp_seconds").samples
+    return [s.value for s in nxt.samples]
+
+
+def test_next_maintenance_is_the_earliest_maint_start_to_come() -> None:
+    assert _next_maint(RESERVATIONS_NOW, 1000.0) == [2000.0]
+    # maint (2000-9200) under way: the next one is later_maint, not maint's past start
+    assert _next_maint(RESERVATIONS_NOW, 2000.0) == [5000.0]
+    # both started: none to come, however long maint lasts
+    assert _next_maint(RESERVATIONS_NOW, 5000.0) == []
+    # NO_MAINT is not MAINT
+    assert _next_maint(RESERVATIONS_NOW[2:], 0.0) == []
 
 
 def test_reservation_node_states_left_out_without_nodes() -> None:
-    names = {f.name for f in collect_reservations(RESERVATIONS_NOW, None)}
+    names = {f.name for f in collect_reservations(RESERVATIONS_NOW, None, NOW)}
     assert "slurm_reservation_start_timestamp_seconds" in names
     assert not {n for n in names if n.startswith("slurm_reservation_nodes_b")}
 
@@ -160,7 +173,7 @@ def test_remote_fields_only_for_remote_licenses() -> None:
 
 
 GOLDEN_CASES = {
-    "reservations": lambda: collect_reservations(RESERVATIONS_NOW, NODES),
+    "reservations": lambda: collect_reservations(RESERVATIONS_NOW, NODES, NOW),
     "licenses": lambda: collect_licenses([
         License("matlab", 5, 2, 3, 0, False, 0, 0, None),
         License("ansys", 10, 4, 5, 1, True, 7, 2, 1795600000.0),
@@ -333,3 +346,20 @@ def test_reservations_now_panel_leaves_out_those_past_their_end() -> None:
         if end is not None:
             series[f"slurm_reservation_end_timestamp_seconds{{{sel}}}"] = f"{end}x20"
     assert _panel_value("Reservations now", series, 10) == "2"
+
+
+def test_the_cycle_gives_the_next_maintenance_by_its_clock(
+    mock: respx.MockRouter, key_file: Path  # noqa: F811
+) -> None:
+    serve_release(mock, "26.05", "v0.0.45")
+    settings = load_settings(["--slurmrestd-url", URL, "--jwt-key-file", str(key_file),
+                              "--jwt-user", "exporter"])
+    tokens = MintedToken(key_file, "exporter", 1800)
+    start = 1795695135.0  # maint_window's StartTime, the only MAINT reservation
+    nxt = "slurm_reservation_maint_next_start_timestamp_seconds"
+    for now, want in ((start - 1, [start]), (start, [])):
+        collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens,
+                                clock=lambda now=now: now)
+        snap = collection.run_once()
+        assert [v for k, v in samples(snap).items() if k[0] == nxt] == want, now
+        collection.close()

@@ -1,5 +1,6 @@
 """Reservation metrics: what `scontrol show reservation` says of each reservation, and the
-state now of its nodes (from the same cycle's `/nodes`).
+state of its nodes from `/nodes`: this cycle's answer, or while /nodes fails its last
+good one, until --stale-data-max-age drops it (the cycle passes None then).
 
 slurmctld lists only reservations that have not ended: once past its end a reservation
 is moved to its next period when it recurs and purged otherwise (once its jobs are done:
@@ -41,9 +42,9 @@ def collect_reservations(
     reservations: Sequence[Reservation], nodes: Sequence[Node] | None, now: float
 ) -> list[Metric]:
     """Per reservation its times, sizes, flags and partition; how many of its nodes are
-    busy, down or drained now (left out when `nodes` is None: /nodes not collected or
-    failing); and the start of the next maintenance reservation after `now` (Unix
-    time)."""
+    busy, down or drained (left out when `nodes` is None: /nodes not collected, or
+    failing for longer than --stale-data-max-age); and the start of the next maintenance
+    reservation after `now` (Unix time)."""
     by_name: dict[str, Reservation] = {}
     for resv in reservations:
         by_name.setdefault(resv.name, resv)
@@ -91,6 +92,14 @@ def collect_reservations(
     return families
 
 
+# where the node states come from: a failing /nodes leaves its last good answer in use
+_SOURCE = (
+    " From /nodes: this cycle's answer, or while /nodes fails its last good one, left out "
+    "once older than --stale-data-max-age (slurm_exporter_endpoint_up{endpoint=\"nodes\"} "
+    "says which)."
+)
+
+
 def _node_state_families(
     by_name: Mapping[str, Reservation], nodes: Sequence[Node]
 ) -> list[Metric]:
@@ -104,21 +113,23 @@ def _node_state_families(
         gauge(
             "slurm_reservation_nodes_busy",
             "Nodes of the reservation that run jobs now (allocated CPUs: allocated, mixed, "
-            "completing or draining in sinfo), from the same cycle's /nodes.",
+            "completing or draining in sinfo)."
+            + _SOURCE,
             _RESERVATION,
             busy,
         ),
         gauge(
             "slurm_reservation_nodes_down",
             "Nodes of the reservation that are down now (DOWN or FAIL: sinfo's down, fail, "
-            "failing), from the same cycle's /nodes.",
+            "failing)."
+            + _SOURCE,
             _RESERVATION,
             down,
         ),
         gauge(
             "slurm_reservation_nodes_drained",
-            "Nodes of the reservation with DRAIN set now (sinfo's drained or draining), "
-            "from the same cycle's /nodes.",
+            "Nodes of the reservation with DRAIN set now (sinfo's drained or draining)."
+            + _SOURCE,
             _RESERVATION,
             drained,
         ),

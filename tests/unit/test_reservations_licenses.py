@@ -363,3 +363,31 @@ def test_the_cycle_gives_the_next_maintenance_by_its_clock(
         snap = collection.run_once()
         assert [v for k, v in samples(snap).items() if k[0] == nxt] == want, now
         collection.close()
+
+
+def test_node_states_of_a_failing_nodes_are_its_last_good_until_too_old(
+    mock: respx.MockRouter, key_file: Path  # noqa: F811
+) -> None:
+    """While /nodes fails the counts come from its last good answer (and the HELP says
+    so), until --stale-data-max-age drops it: then they are left out."""
+    routes = serve_release(mock, "26.05", "v0.0.45")
+    settings = load_settings(["--slurmrestd-url", URL, "--jwt-key-file", str(key_file),
+                              "--jwt-user", "exporter", "--stale-data-max-age", "60"])
+    tokens = MintedToken(key_file, "exporter", 1800)
+    now = [1795600000.0]
+    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens,
+                            clock=lambda: now[0])
+    busy = "slurm_reservation_nodes_busy"
+    assert value(collection.run_once(), busy, reservation="alice_resv") == 1
+    routes["nodes"].respond(500, content=b"{}")
+    now[0] += 30
+    snap = collection.run_once()
+    assert value(snap, busy, reservation="alice_resv") == 1
+    helps = [line for line in snap.exposition.decode().splitlines()
+             if re.match(r"# HELP slurm_reservation_nodes_(busy|down|drained) ", line)]
+    assert len(helps) == 3
+    for line in helps:
+        assert "same cycle" not in line and "last good" in line and "stale" in line, line
+    now[0] += 60
+    assert busy not in collection.run_once().exposition.decode()
+    collection.close()

@@ -10,11 +10,12 @@ of. Licenses' LastConsumed, LastDeficit and LastUpdate exist from v0.0.40 on.
 
 from __future__ import annotations
 
+import math
 import re
 
 import msgspec
 
-from exporter.api.decoding import Num, integer, number, optional_int
+from exporter.api.decoding import Num, Wrapped, integer, number, optional_int
 from exporter.api.model import License, Reservation
 
 
@@ -29,6 +30,9 @@ class RawReservation(msgspec.Struct, gc=False):
     partition: str | None = None
 
 
+INFINITE = 0xFFFFFFFF  # Slurm's INFINITE (32 bits)
+
+
 class RawLicense(msgspec.Struct, gc=False):
     name: str = msgspec.field(name="LicenseName")
     total: Num = msgspec.field(default=None, name="Total")
@@ -39,6 +43,7 @@ class RawLicense(msgspec.Struct, gc=False):
     last_consumed: Num = msgspec.field(default=None, name="LastConsumed")
     last_deficit: Num = msgspec.field(default=None, name="LastDeficit")
     last_update: Num = msgspec.field(default=None, name="LastUpdate")
+    nodes: str | None = msgspec.field(default=None, name="Nodes")  # v0.0.44+
 
 
 def reservation(raw: RawReservation) -> Reservation:
@@ -59,16 +64,27 @@ def license_(raw: RawLicense) -> License:
     updated = optional_int(raw.last_update)
     return License(
         name=raw.name,
-        total=integer(raw.total),
+        total=_count(raw.total),
         used=integer(raw.used),
-        free=integer(raw.free),
+        free=_count(raw.free),
         reserved=integer(raw.reserved),
         remote=bool(raw.remote),
         last_consumed=optional_int(raw.last_consumed),
         last_deficit=optional_int(raw.last_deficit),
         # 0: never updated (a local license), as scontrol leaves LastUpdate out
         last_update=float(updated) if updated else None,
+        nodes=raw.nodes or "",
     )
+
+
+def _count(value: Num) -> float:
+    """Total or Free: INFINITE (25.11+, and then Free too: slurm_protocol_pack.c
+    _unpack_license_info_msg) is math.inf, not the 0 of an unset number. Licenses are
+    plain UINT32s, so it comes as 4294967295 (data_parser/v0.0.44/parsers.c
+    DUMP_FUNC(UINT32) at slurm-25-11-0-1)."""
+    if value == INFINITE or (isinstance(value, Wrapped) and value.infinite):
+        return math.inf
+    return integer(value)
 
 
 # "node[01-03,7]": a prefix, a bracket of ranges and numbers, a suffix

@@ -201,7 +201,7 @@ def test_the_cycle_joins_reservations_with_the_same_cycles_nodes(
     assert snap.all_up, snap.failures
     # node1 runs the lab's jobs: busy in both reservations
     assert value(snap, "slurm_reservation_nodes_busy", reservation="maint_window") == 1
-    assert value(snap, "slurm_license_used", license="matlab") == 2
+    assert value(snap, "slurm_license_used", license="matlab", nodes="") == 2
     # /nodes fails: the reservations keep the last good node states, not none
     routes["nodes"].respond(500, content=b"{}")
     snap = collection.run_once()
@@ -391,3 +391,33 @@ def test_node_states_of_a_failing_nodes_are_its_last_good_until_too_old(
     now[0] += 60
     assert busy not in collection.run_once().exposition.decode()
     collection.close()
+
+
+def test_hierarchical_licenses_sharing_a_name_stay_apart_and_infinite_is_inf() -> None:
+    """25.11+: a hierarchical resource is several licenses with one LicenseName, told apart
+    by Nodes (scontrol prints each: src/scontrol/info_lics.c:152-165 at slurm-25-11-0-1);
+    a Total of INFINITE (Free INFINITE too: slurm_protocol_pack.c
+    _unpack_license_info_msg) comes as 4294967295 (data_parser v0.0.44 DUMP_FUNC(UINT32))."""
+    import json
+    import math
+
+    body = json.loads(_body("26.05", "v0.0.45", "licenses"))
+    layer = {"LicenseName": "bw", "Used": 1, "Remote": False, "Reserved": 0,
+             "LastConsumed": 0, "LastDeficit": 0, "LastUpdate": 0}
+    body["licenses"] += [
+        {**layer, "Total": 4294967295, "Free": 4294967295, "Nodes": "n[1-4]"},
+        {**layer, "Total": 2, "Free": 1, "Nodes": "n[1-2]"},
+        {**layer, "Total": 3, "Free": 2, "Nodes": "n[3-4]"},
+    ]
+    data = adapter_for("v0.0.45").parse_licenses(json.dumps(body).encode()).data
+    fams = collect_licenses(data)
+
+    def by_nodes(name: str) -> dict[tuple[str, str], float]:
+        return {(s.labels["license"], s.labels["nodes"]): s.value
+                for s in family(fams, name).samples}
+
+    assert by_nodes("slurm_license_configured") == {
+        ("matlab", ""): 5, ("fluent", ""): 2,
+        ("bw", "n[1-4]"): math.inf, ("bw", "n[1-2]"): 2, ("bw", "n[3-4]"): 3}
+    assert by_nodes("slurm_license_free")[("bw", "n[1-4]")] == math.inf
+    assert by_nodes("slurm_license_used")[("bw", "n[3-4]")] == 1

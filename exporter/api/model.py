@@ -222,7 +222,7 @@ class Reservation:
     node_count: int  # NodeCnt
     core_count: int  # CoreCnt
     nodes: tuple[str, ...]  # Nodes=, the host list expanded
-    flags: tuple[str, ...]  # upper case, in slurmrestd's order: ("MAINT", "IGNORE_JOBS", ...)
+    flags: tuple[str, ...]  # upper case, in scontrol's order: ("MAINT", "IGNORE_JOBS", ...)
     partition: str  # PartitionName ("" when none)
 
 

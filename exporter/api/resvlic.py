@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 
 import msgspec
 
@@ -55,7 +56,7 @@ def reservation(raw: RawReservation) -> Reservation:
         node_count=integer(raw.node_count),
         core_count=integer(raw.core_count),
         nodes=expand_hostlist(raw.node_list or ""),
-        flags=tuple(f.upper() for f in raw.flags or ()),
+        flags=scontrol_order(f.upper() for f in raw.flags or ()),
         partition=raw.partition or "",
     )
 
@@ -85,6 +86,31 @@ def _count(value: Num) -> float:
     if value == INFINITE or (isinstance(value, Wrapped) and value.infinite):
         return math.inf
     return integer(value)
+
+
+# The flags in the order scontrol prints them: reservation_flags_string() in
+# src/common/slurm_protocol_defs.c (lines 3005-3165 at slurm-24-11-5-1; the same order in
+# 22.05, which has FIRST_CORES, to 26.05, which adds FORCE_START). slurmrestd v0.0.40+
+# sends its parser's order (data_parser PARSER_FLAG_ARRAY(RESERVATION_FLAGS): WEEKLY
+# before IGNORE_JOBS). scontrol prints PURGE_COMP=<time> when a purge time is set: the
+# label keeps the bare word.
+_SCONTROL_FLAGS = {
+    flag: i
+    for i, flag in enumerate((
+        "MAINT", "NO_MAINT", "FLEX", "OVERLAP", "IGNORE_JOBS", "HOURLY", "NO_HOURLY",
+        "DAILY", "NO_DAILY", "WEEKDAY", "WEEKEND", "WEEKLY", "NO_WEEKLY", "SPEC_NODES",
+        "ALL_NODES", "ANY_NODES", "NO_ANY_NODES", "STATIC", "NO_STATIC", "PART_NODES",
+        "NO_PART_NODES", "FIRST_CORES", "TIME_FLOAT", "REPLACE", "REPLACE_DOWN",
+        "PURGE_COMP", "NO_HOLD_JOBS_AFTER_END", "MAGNETIC", "NO_MAGNETIC", "USER_DELETE",
+        "NO_USER_DELETE", "FORCE_START",
+    ))
+}
+
+
+def scontrol_order(flags: Iterable[str]) -> tuple[str, ...]:
+    """The flags in scontrol's order; those scontrol never prints (SKIP, NO_FLEX, ...)
+    last, in slurmrestd's order."""
+    return tuple(sorted(flags, key=lambda f: _SCONTROL_FLAGS.get(f, len(_SCONTROL_FLAGS))))
 
 
 # "node[01-03,7]": a prefix, a bracket of ranges and numbers, a suffix

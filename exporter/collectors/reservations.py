@@ -63,9 +63,11 @@ def collect_reservations(
     families: list[Metric] = [
         gauge(
             "slurm_reservation_info",
-            "1 for each reservation slurmctld holds (current or to come), with its "
-            "PartitionName (\"\" when none) and Flags as scontrol show reservation prints "
-            "them (e.g. MAINT,IGNORE_JOBS,SPEC_NODES).",
+            "1 for each reservation slurmctld holds (current, to come, or past its end "
+            "while its jobs run), with its PartitionName (\"\" when none) and Flags in "
+            "the order scontrol show reservation prints them (e.g. "
+            "MAINT,IGNORE_JOBS,SPEC_NODES; PURGE_COMP without its time; flags scontrol "
+            "does not print last).",
             ("reservation", "partition", "flags"),
             info,
         ),

@@ -421,3 +421,16 @@ def test_hierarchical_licenses_sharing_a_name_stay_apart_and_infinite_is_inf() -
         ("bw", "n[1-4]"): math.inf, ("bw", "n[1-2]"): 2, ("bw", "n[3-4]"): 3}
     assert by_nodes("slurm_license_free")[("bw", "n[1-4]")] == math.inf
     assert by_nodes("slurm_license_used")[("bw", "n[3-4]")] == 1
+
+
+def test_reservation_flags_in_scontrols_order() -> None:
+    """slurmrestd v0.0.40+ lists flags in its parser's order (WEEKLY before IGNORE_JOBS);
+    scontrol in reservation_flags_string()'s; flags scontrol never prints last."""
+    import json
+
+    body = json.loads(_body("26.05", "v0.0.45", "reservations"))
+    body["reservations"][0]["flags"] = ["MAINT", "WEEKLY", "IGNORE_JOBS", "SKIP",
+                                        "SPEC_NODES", "FLEX", "USER_DELETE"]
+    data = adapter_for("v0.0.45").parse_reservations(json.dumps(body).encode()).data
+    assert data[0].flags == ("MAINT", "FLEX", "IGNORE_JOBS", "WEEKLY", "SPEC_NODES",
+                             "USER_DELETE", "SKIP")

@@ -2,10 +2,11 @@
 state of its nodes from `/nodes`: this cycle's answer, or while /nodes fails its last
 good one, until --stale-data-max-age drops it (the cycle passes None then).
 
-slurmctld lists only reservations that have not ended: once past its end a reservation
-is moved to its next period when it recurs and purged otherwise (once its jobs are done:
-src/slurmctld/reservation.c job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each
-one listed is current or to come (or past its end while its jobs run on). The next
+Once past its end a reservation is moved to its next period when it recurs and purged
+otherwise, but only once its jobs are done (unless FLEX; src/slurmctld/reservation.c
+job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each one listed is current, to
+come, or past its end while its jobs run on (the dashboard's "Reservations now" counts
+start <= time() < end). The next
 maintenance is the earliest MAINT start still to come: a current MAINT reservation (which
 may be permanent) has its own start and end series. Times are Unix timestamps: PromQL
 does the subtraction (`... - time()`).

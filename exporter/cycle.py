@@ -257,7 +257,9 @@ class Collection:
                 # nothing changed since `since`: the last good families still hold
                 self._record_success(endpoint, st.families, time.perf_counter() - t0)
                 return
-            families = spec.collect(self._joined(spec, response.data), self._settings)
+            families = spec.collect(
+                self._joined(spec, response.data), self._settings, self._clock()
+            )
             if self._is_joined(endpoint):
                 st.data = response.data
         except EndpointFailure as failure:

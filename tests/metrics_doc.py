@@ -54,7 +54,8 @@ def all_families() -> list[tuple[str, Metric]]:
         data = recorded(endpoint)
         if spec.joins is not None:
             data = (data, recorded(spec.joins))
-        for fam in spec.collect(data, settings):
+        # now 0: every recorded reservation to come
+        for fam in spec.collect(data, settings, 0.0):
             out.append((endpoint, fam))
     health = collect_health(
         {"jobs": EndpointHealth(True, 0.1, 1.0, {}, interval_seconds=30.0)},

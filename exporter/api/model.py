@@ -222,7 +222,7 @@ class Reservation:
     node_count: int  # NodeCnt
     core_count: int  # CoreCnt
     nodes: tuple[str, ...]  # Nodes=, the host list expanded
-    flags: tuple[str, ...]  # upper case, in slurmrestd's order: ("MAINT", "IGNORE_JOBS", ...)
+    flags: tuple[str, ...]  # upper case, in scontrol's order: ("MAINT", "IGNORE_JOBS", ...)
     partition: str  # PartitionName ("" when none)
 
 
@@ -231,12 +231,15 @@ class License:
     """One license of `/licenses`, as `scontrol show license` shows it."""
 
     name: str
-    total: int
+    total: float  # an int, or math.inf: INFINITE (25.11+)
     used: int
-    free: int
+    free: float  # an int, or math.inf when Total is INFINITE
     reserved: int
     remote: bool  # served by slurmdbd (sacctmgr add resource)
     # v0.0.40+ only (None before): what the license manager last said (remote licenses)
     last_consumed: int | None = None
     last_deficit: int | None = None
     last_update: float | None = None  # unix time; None also when never (0)
+    # 25.11+ (v0.0.44+): a hierarchical resource's layer, several sharing one name; ""
+    # for an ordinary license
+    nodes: str = ""

@@ -303,7 +303,7 @@ class V0040Adapter:
 
     def parse_reservations(self, body: bytes) -> Response[list[Reservation]]:
         # last_update is left out on purpose: no ?update_time= for this small answer,
-        # whose metrics join the node states of the same cycle anyway
+        # whose metrics join /nodes' node states anyway
         parsed = decode(_reservations_decoder, body, self._what("reservations"))
         return Response(
             self._meta(parsed.meta),

@@ -30,7 +30,9 @@ from exporter.settings import Settings
 class EndpointCollector:
     endpoint: str
     parse: Callable[[Adapter, bytes], Response[Any]]
-    collect: Callable[[Any, Settings], list[Metric]]
+    # (data, settings, now): now is the cycle's clock (Unix time), for the collectors that
+    # compare times with it (reservations: the next maintenance to come)
+    collect: Callable[[Any, Settings, float], list[Metric]]
     # for the large answers: decode the body as it arrives, never whole in memory
     parse_stream: Callable[[Adapter, Iterable[bytes]], Response[Any]] | None = None
     # the request's query (without "?"): what to ask for, where the API can filter
@@ -58,12 +60,12 @@ COLLECTORS: dict[str, EndpointCollector] = {
         EndpointCollector(
             "diag",
             lambda a, b: a.parse_diag(b),
-            lambda d, s: collect_diag(d, per_user=s.diag_rpc_per_user),
+            lambda d, s, _now: collect_diag(d, per_user=s.diag_rpc_per_user),
         ),
         EndpointCollector(
             "jobs",
             lambda a, b: a.parse_jobs(b),
-            lambda d, s: collect_jobs(
+            lambda d, s, _now: collect_jobs(
                 d, per_user=s.jobs_per_user, per_account=s.jobs_per_account
             ),
             lambda a, chunks: a.parse_jobs_stream(chunks),
@@ -71,7 +73,7 @@ COLLECTORS: dict[str, EndpointCollector] = {
         EndpointCollector(
             "nodes",
             lambda a, b: a.parse_nodes(b),
-            lambda d, s: collect_nodes(
+            lambda d, s, _now: collect_nodes(
                 d,
                 per_node=s.nodes_per_node,
                 unavailable_per_node=s.nodes_unavailable_per_node,
@@ -81,26 +83,26 @@ COLLECTORS: dict[str, EndpointCollector] = {
         EndpointCollector(
             "partitions",
             lambda a, b: a.parse_partitions(b),
-            lambda d, s: collect_partitions(d),
+            lambda d, s, _now: collect_partitions(d),
         ),
         EndpointCollector(
-            "ping", lambda a, b: a.parse_ping(b), lambda d, s: collect_ping(d)
+            "ping", lambda a, b: a.parse_ping(b), lambda d, s, _now: collect_ping(d)
         ),
         EndpointCollector(
             "shares",
             lambda a, b: a.parse_shares(b),
-            lambda d, s: collect_shares(d, per_user=s.shares_per_user),
+            lambda d, s, _now: collect_shares(d, per_user=s.shares_per_user),
             lambda a, chunks: a.parse_shares_stream(chunks),
             lambda s: "" if s.shares_per_user else f"users={NO_USER}",
         ),
         EndpointCollector(
             "reservations",
             lambda a, b: a.parse_reservations(b),
-            lambda d, s: collect_reservations(*d),
+            lambda d, s, now: collect_reservations(d[0], d[1], now),
             joins="nodes",
         ),
         EndpointCollector(
-            "licenses", lambda a, b: a.parse_licenses(b), lambda d, s: collect_licenses(d)
+            "licenses", lambda a, b: a.parse_licenses(b), lambda d, s, _now: collect_licenses(d)
         ),
     )
 }

@@ -1,12 +1,15 @@
 """Reservation metrics: what `scontrol show reservation` says of each reservation, and the
-state now of its nodes (from the same cycle's `/nodes`).
+state of its nodes from `/nodes`: this cycle's answer, or while /nodes fails its last
+good one, until --stale-data-max-age drops it (the cycle passes None then).
 
-slurmctld lists only reservations that have not ended: once past its end a reservation
-is moved to its next period when it recurs and purged otherwise (once its jobs are done:
-src/slurmctld/reservation.c job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each
-one listed is current or to come, and the earliest start of the MAINT ones is when the
-next (or current) maintenance starts. Times are Unix timestamps: PromQL does the
-subtraction (`... - time()`).
+Once past its end a reservation is moved to its next period when it recurs and purged
+otherwise, but only once its jobs are done (unless FLEX; src/slurmctld/reservation.c
+job_resv_check(), lines 7359-7381 at slurm-24-11-5-1), so each one listed is current, to
+come, or past its end while its jobs run on (the dashboard's "Reservations now" counts
+start <= time() < end). The next
+maintenance is the earliest MAINT start still to come: a current MAINT reservation (which
+may be permanent) has its own start and end series. Times are Unix timestamps: PromQL
+does the subtraction (`... - time()`).
 """
 
 from __future__ import annotations
@@ -37,11 +40,12 @@ def _node_counts(resv: Reservation, nodes: Mapping[str, Node]) -> tuple[int, int
 
 
 def collect_reservations(
-    reservations: Sequence[Reservation], nodes: Sequence[Node] | None
+    reservations: Sequence[Reservation], nodes: Sequence[Node] | None, now: float
 ) -> list[Metric]:
     """Per reservation its times, sizes, flags and partition; how many of its nodes are
-    busy, down or drained now (left out when `nodes` is None: /nodes not collected or
-    failing); and the start of the next maintenance reservation."""
+    busy, down or drained (left out when `nodes` is None: /nodes not collected, or
+    failing for longer than --stale-data-max-age); and the start of the next maintenance
+    reservation after `now` (Unix time)."""
     by_name: dict[str, Reservation] = {}
     for resv in reservations:
         by_name.setdefault(resv.name, resv)
@@ -60,9 +64,11 @@ def collect_reservations(
     families: list[Metric] = [
         gauge(
             "slurm_reservation_info",
-            "1 for each reservation slurmctld holds (current or to come), with its "
-            "PartitionName (\"\" when none) and Flags as scontrol show reservation prints "
-            "them (e.g. MAINT,IGNORE_JOBS,SPEC_NODES).",
+            "1 for each reservation slurmctld holds (current, to come, or past its end "
+            "while its jobs run), with its PartitionName (\"\" when none) and Flags in "
+            "the order scontrol show reservation prints them (e.g. "
+            "MAINT,IGNORE_JOBS,SPEC_NODES; PURGE_COMP without its time; flags scontrol "
+            "does not print last).",
             ("reservation", "partition", "flags"),
             info,
         ),
@@ -85,8 +91,16 @@ def collect_reservations(
     ]
     if nodes is not None:
         families.extend(_node_state_families(by_name, nodes))
-    families.append(_next_maint(by_name.values()))
+    families.append(_next_maint(by_name.values(), now))
     return families
+
+
+# where the node states come from: a failing /nodes leaves its last good answer in use
+_SOURCE = (
+    " From /nodes: this cycle's answer, or while /nodes fails its last good one, left out "
+    "once older than --stale-data-max-age (slurm_exporter_endpoint_up{endpoint=\"nodes\"} "
+    "says which)."
+)
 
 
 def _node_state_families(
@@ -102,34 +116,37 @@ def _node_state_families(
         gauge(
             "slurm_reservation_nodes_busy",
             "Nodes of the reservation that run jobs now (allocated CPUs: allocated, mixed, "
-            "completing or draining in sinfo), from the same cycle's /nodes.",
+            "completing or draining in sinfo)."
+            + _SOURCE,
             _RESERVATION,
             busy,
         ),
         gauge(
             "slurm_reservation_nodes_down",
             "Nodes of the reservation that are down now (DOWN or FAIL: sinfo's down, fail, "
-            "failing), from the same cycle's /nodes.",
+            "failing)."
+            + _SOURCE,
             _RESERVATION,
             down,
         ),
         gauge(
             "slurm_reservation_nodes_drained",
-            "Nodes of the reservation with DRAIN set now (sinfo's drained or draining), "
-            "from the same cycle's /nodes.",
+            "Nodes of the reservation with DRAIN set now (sinfo's drained or draining)."
+            + _SOURCE,
             _RESERVATION,
             drained,
         ),
     ]
 
 
-def _next_maint(reservations: Iterable[Reservation]) -> Metric:
-    starts = [r.start_time for r in reservations if "MAINT" in r.flags]
+def _next_maint(reservations: Iterable[Reservation], now: float) -> Metric:
+    starts = [r.start_time for r in reservations if "MAINT" in r.flags and r.start_time > now]
     return gauge(
         "slurm_reservation_maint_next_start_timestamp_seconds",
-        "StartTime of the earliest reservation with the MAINT flag, as a Unix timestamp: "
-        "the next maintenance, or the current one when in the past; absent when there is "
-        "none.",
+        "StartTime of the earliest reservation with the MAINT flag that has not started "
+        "yet, as a Unix timestamp: the next maintenance; absent when none is to come. "
+        "Current ones: slurm_reservation_start_timestamp_seconds and "
+        "slurm_reservation_info{flags=~\"(.*,)?MAINT(,.*)?\"}.",
         (),
         {(): min(starts)} if starts else {},
     )

@@ -653,9 +653,9 @@ def test_diag_rpc_per_user_can_be_turned_off() -> None:
     assert values(off, "slurm_rpc_calls") == values(on, "slurm_rpc_calls")
     # the flag (default on: today's output, and the cardinality of --jobs-per-user)
     collect = COLLECTORS["diag"].collect
-    assert names(collect(DIAG, load_settings(["--auth", "none"]))) == names(on)
+    assert names(collect(DIAG, load_settings(["--auth", "none"]), 0.0)) == names(on)
     flag_off = load_settings(["--auth", "none", "--no-diag-rpc-per-user"])
-    assert names(collect(DIAG, flag_off)) == names(off)
+    assert names(collect(DIAG, flag_off, 0.0)) == names(off)
 
 
 def test_diag_rpc_rows_with_the_same_name_are_summed() -> None:

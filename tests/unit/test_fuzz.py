@@ -163,7 +163,7 @@ def _collect_and_render(
         return None
     # a join (reservations with /nodes): no node known, as when /nodes lists none
     data = response.data if spec.joins is None else (response.data, [])
-    families = spec.collect(data, _settings())
+    families = spec.collect(data, _settings(), 0.0)
     families += collect_health(
         {endpoint: EndpointHealth(True, 0.1, 1.0, {})},
         TokenHealth(None, {}),

@@ -18,8 +18,12 @@ import respx
 from exporter.api.model import License, Node, Reservation
 from exporter.api.resvlic import expand_hostlist
 from exporter.api.versions import adapter_for
+from exporter.auth import MintedToken
+from exporter.client import SlurmrestdClient
 from exporter.collectors.licenses import collect_licenses
 from exporter.collectors.reservations import collect_reservations
+from exporter.cycle import Collection
+from exporter.settings import load_settings
 from tests.unit.test_collectors import _promtool, family, render
 from tests.unit.test_cycle import (
     URL,
@@ -113,6 +117,7 @@ RESERVATIONS_NOW = [
                 ("FLEX", "MAGNETIC"), ""),
     Reservation("not_maint", 50.0, 60.0, 1, 4, ("n3",), ("NO_MAINT",), ""),
 ]
+NOW = 1000.0  # maint and later_maint to come, running and not_maint started
 
 
 def _values(families: list, name: str) -> dict[str, float]:  # type: ignore[type-arg]
@@ -121,7 +126,7 @@ def _values(families: list, name: str) -> dict[str, float]:  # type: ignore[type
 
 
 def test_reservation_nodes_busy_down_drained_from_the_node_states() -> None:
-    fams = collect_reservations(RESERVATIONS_NOW, NODES)
+    fams = collect_reservations(RESERVATIONS_NOW, NODES, NOW)
     # maint n1-n4: allocated, mixed, draining busy; n4 drained too
     # running n4-n7 (+ a node /nodes does not list): n4 busy and drained, n5 drained,
     # n6 (DOWN) and n7 (FAIL) down
@@ -133,16 +138,24 @@ def test_reservation_nodes_busy_down_drained_from_the_node_states() -> None:
         "maint": 1, "later_maint": 0, "running": 2, "not_maint": 0}
 
 
-def test_next_maintenance_is_the_earliest_maint_start_and_no_maint_is_not_maint() -> None:
-    fams = collect_reservations(RESERVATIONS_NOW, NODES)
+def _next_maint(reservations: list[Reservation], now: float) -> list[float]:
+    fams = collect_reservations(reservations, NODES, now)
     nxt = family(fams, "slurm_reservation_maint_next_start_timestamp_seconds")
-    assert [s.value for s in nxt.samples] == [2000.0]
-    none = collect_reservations(RESERVATIONS_NOW[2:], NODES)
-    assert not family(none, "slurm_reservation_maint_next_start_timestamp_seconds").samples
+    return [s.value for s in nxt.samples]
+
+
+def test_next_maintenance_is_the_earliest_maint_start_to_come() -> None:
+    assert _next_maint(RESERVATIONS_NOW, 1000.0) == [2000.0]
+    # maint (2000-9200) under way: the next one is later_maint, not maint's past start
+    assert _next_maint(RESERVATIONS_NOW, 2000.0) == [5000.0]
+    # both started: none to come, however long maint lasts
+    assert _next_maint(RESERVATIONS_NOW, 5000.0) == []
+    # NO_MAINT is not MAINT
+    assert _next_maint(RESERVATIONS_NOW[2:], 0.0) == []
 
 
 def test_reservation_node_states_left_out_without_nodes() -> None:
-    names = {f.name for f in collect_reservations(RESERVATIONS_NOW, None)}
+    names = {f.name for f in collect_reservations(RESERVATIONS_NOW, None, NOW)}
     assert "slurm_reservation_start_timestamp_seconds" in names
     assert not {n for n in names if n.startswith("slurm_reservation_nodes_b")}
 
@@ -160,7 +173,7 @@ def test_remote_fields_only_for_remote_licenses() -> None:
 
 
 GOLDEN_CASES = {
-    "reservations": lambda: collect_reservations(RESERVATIONS_NOW, NODES),
+    "reservations": lambda: collect_reservations(RESERVATIONS_NOW, NODES, NOW),
     "licenses": lambda: collect_licenses([
         License("matlab", 5, 2, 3, 0, False, 0, 0, None),
         License("ansys", 10, 4, 5, 1, True, 7, 2, 1795600000.0),
@@ -188,7 +201,7 @@ def test_the_cycle_joins_reservations_with_the_same_cycles_nodes(
     assert snap.all_up, snap.failures
     # node1 runs the lab's jobs: busy in both reservations
     assert value(snap, "slurm_reservation_nodes_busy", reservation="maint_window") == 1
-    assert value(snap, "slurm_license_used", license="matlab") == 2
+    assert value(snap, "slurm_license_used", license="matlab", nodes="") == 2
     # /nodes fails: the reservations keep the last good node states, not none
     routes["nodes"].respond(500, content=b"{}")
     snap = collection.run_once()
@@ -281,3 +294,143 @@ def test_an_endpoint_the_new_version_lacks_leaves_no_old_series(
     assert snap.all_up, snap.failures
     assert "slurm_license_" not in snap.exposition.decode()
     assert "slurm_reservation_info" in snap.exposition.decode()
+
+
+# ------------------------------------------------------------------------ dashboard
+DASHBOARD = Path(__file__).resolve().parent.parent.parent / "dashboards" / (
+    "slurm-reservations-licenses.json")
+_SERIES = 'job="slurm",instance="h:9341"'
+
+
+def _panel_value(title: str, series: dict[str, str], at_minutes: int) -> str:
+    """What the panel's query gives at `at_minutes` (promtool evaluates it), e.g.
+    `{license="x"} 0.5`; `series` are promtool input series (name{labels}: values)."""
+    from tests.promql import load_dashboard, panels, substitute
+    from tests.unit.test_alerts import _promtool
+
+    panel = next(p for p in panels(load_dashboard(DASHBOARD)) if p["title"] == title)
+    expr = substitute(panel["targets"][0]["expr"], {"job": "slurm", "instance": "h:9341"})
+    lines = ["evaluation_interval: 1m", "tests:", "  - interval: 1m", "    input_series:"]
+    lines += [f"      - series: '{s}'\n        values: '{v}'" for s, v in series.items()]
+    lines += ["    promql_expr_test:", f"      - expr: '{expr}'",
+              f"        eval_time: {at_minutes}m", "        exp_samples: []"]
+    tmp = Path(os.environ.get("TMPDIR", "/tmp")) / f"panel-{os.getpid()}.test.yml"
+    tmp.write_text("\n".join(lines) + "\n")
+    try:
+        run = _promtool("test", "rules", str(tmp))
+    finally:
+        tmp.unlink()
+    got = (run.stdout + run.stderr).partition("got:")[2]
+    got = re.sub(r'[{},]|(__name__|job|instance)="[^"]*"', " ", got)
+    return " ".join(got.split()).replace("E+00", "")
+
+
+def test_license_use_panel_counts_reserved_as_taken() -> None:
+    # 4 licenses, 2 used, 2 held by a reservation: none left for other jobs
+    got = _panel_value("License use now", {
+        f"slurm_license_used{{{_SERIES},license=\"comsol\"}}": "2x5",
+        f"slurm_license_reserved{{{_SERIES},license=\"comsol\"}}": "2x5",
+        f"slurm_license_configured{{{_SERIES},license=\"comsol\"}}": "4x5",
+    }, 1)
+    assert got == 'license="comsol" 1', got
+
+
+def test_reservations_now_panel_leaves_out_those_past_their_end() -> None:
+    # at 10m (600 s): "ended" is still listed (its jobs run on, reservation.c:7365-7381),
+    # "now" is under way, "open" has no EndTime, "later" has not started
+    series = {}
+    for name, start, end in (("ended", 0, 300), ("now", 0, 900), ("open", 0, None),
+                             ("later", 700, 900)):
+        sel = f'{_SERIES},reservation="{name}"'
+        series[f"slurm_reservation_start_timestamp_seconds{{{sel}}}"] = f"{start}x20"
+        if end is not None:
+            series[f"slurm_reservation_end_timestamp_seconds{{{sel}}}"] = f"{end}x20"
+    assert _panel_value("Reservations now", series, 10) == "2"
+
+
+def test_the_cycle_gives_the_next_maintenance_by_its_clock(
+    mock: respx.MockRouter, key_file: Path  # noqa: F811
+) -> None:
+    serve_release(mock, "26.05", "v0.0.45")
+    settings = load_settings(["--slurmrestd-url", URL, "--jwt-key-file", str(key_file),
+                              "--jwt-user", "exporter"])
+    tokens = MintedToken(key_file, "exporter", 1800)
+    start = 1795695135.0  # maint_window's StartTime, the only MAINT reservation
+    nxt = "slurm_reservation_maint_next_start_timestamp_seconds"
+    for now, want in ((start - 1, [start]), (start, [])):
+        collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens,
+                                clock=lambda now=now: now)
+        snap = collection.run_once()
+        assert [v for k, v in samples(snap).items() if k[0] == nxt] == want, now
+        collection.close()
+
+
+def test_node_states_of_a_failing_nodes_are_its_last_good_until_too_old(
+    mock: respx.MockRouter, key_file: Path  # noqa: F811
+) -> None:
+    """While /nodes fails the counts come from its last good answer (and the HELP says
+    so), until --stale-data-max-age drops it: then they are left out."""
+    routes = serve_release(mock, "26.05", "v0.0.45")
+    settings = load_settings(["--slurmrestd-url", URL, "--jwt-key-file", str(key_file),
+                              "--jwt-user", "exporter", "--stale-data-max-age", "60"])
+    tokens = MintedToken(key_file, "exporter", 1800)
+    now = [1795600000.0]
+    collection = Collection(settings, SlurmrestdClient(settings, tokens), tokens,
+                            clock=lambda: now[0])
+    busy = "slurm_reservation_nodes_busy"
+    assert value(collection.run_once(), busy, reservation="alice_resv") == 1
+    routes["nodes"].respond(500, content=b"{}")
+    now[0] += 30
+    snap = collection.run_once()
+    assert value(snap, busy, reservation="alice_resv") == 1
+    helps = [line for line in snap.exposition.decode().splitlines()
+             if re.match(r"# HELP slurm_reservation_nodes_(busy|down|drained) ", line)]
+    assert len(helps) == 3
+    for line in helps:
+        assert "same cycle" not in line and "last good" in line and "stale" in line, line
+    now[0] += 60
+    assert busy not in collection.run_once().exposition.decode()
+    collection.close()
+
+
+def test_hierarchical_licenses_sharing_a_name_stay_apart_and_infinite_is_inf() -> None:
+    """25.11+: a hierarchical resource is several licenses with one LicenseName, told apart
+    by Nodes (scontrol prints each: src/scontrol/info_lics.c:152-165 at slurm-25-11-0-1);
+    a Total of INFINITE (Free INFINITE too: slurm_protocol_pack.c
+    _unpack_license_info_msg) comes as 4294967295 (data_parser v0.0.44 DUMP_FUNC(UINT32))."""
+    import json
+    import math
+
+    body = json.loads(_body("26.05", "v0.0.45", "licenses"))
+    layer = {"LicenseName": "bw", "Used": 1, "Remote": False, "Reserved": 0,
+             "LastConsumed": 0, "LastDeficit": 0, "LastUpdate": 0}
+    body["licenses"] += [
+        {**layer, "Total": 4294967295, "Free": 4294967295, "Nodes": "n[1-4]"},
+        {**layer, "Total": 2, "Free": 1, "Nodes": "n[1-2]"},
+        {**layer, "Total": 3, "Free": 2, "Nodes": "n[3-4]"},
+    ]
+    data = adapter_for("v0.0.45").parse_licenses(json.dumps(body).encode()).data
+    fams = collect_licenses(data)
+
+    def by_nodes(name: str) -> dict[tuple[str, str], float]:
+        return {(s.labels["license"], s.labels["nodes"]): s.value
+                for s in family(fams, name).samples}
+
+    assert by_nodes("slurm_license_configured") == {
+        ("matlab", ""): 5, ("fluent", ""): 2,
+        ("bw", "n[1-4]"): math.inf, ("bw", "n[1-2]"): 2, ("bw", "n[3-4]"): 3}
+    assert by_nodes("slurm_license_free")[("bw", "n[1-4]")] == math.inf
+    assert by_nodes("slurm_license_used")[("bw", "n[3-4]")] == 1
+
+
+def test_reservation_flags_in_scontrols_order() -> None:
+    """slurmrestd v0.0.40+ lists flags in its parser's order (WEEKLY before IGNORE_JOBS);
+    scontrol in reservation_flags_string()'s; flags scontrol never prints last."""
+    import json
+
+    body = json.loads(_body("26.05", "v0.0.45", "reservations"))
+    body["reservations"][0]["flags"] = ["MAINT", "WEEKLY", "IGNORE_JOBS", "SKIP",
+                                        "SPEC_NODES", "FLEX", "USER_DELETE"]
+    data = adapter_for("v0.0.45").parse_reservations(json.dumps(body).encode()).data
+    assert data[0].flags == ("MAINT", "FLEX", "IGNORE_JOBS", "WEEKLY", "SPEC_NODES",
+                             "USER_DELETE", "SKIP")

@@ -60,6 +60,11 @@ def test_once_says_a_refused_token_in_one_line(lab: Lab) -> None:
     assert p.returncode == 1
     _assert_parsed(p.stderr, token)
     lines = p.stderr.splitlines()
+    # slurmrestd 23.11-26.05 may answer a refused token on /shares with 500 and a bare
+    # error -1, not taken for a refused token after 22.05 (README, Troubleshooting)
+    shares = [ln for ln in lines if ln.startswith("slurm-exporter: shares failed [slurm_error]")]
+    assert all("slurm_associations_get_shares" in ln for ln in shares), shares
+    lines = [ln for ln in lines if ln not in shares]
     assert len(lines) == 1, p.stderr
     assert "failed [auth]: slurmrestd refused the token" in lines[0]
     assert lines[0].startswith("slurm-exporter: diag, jobs, nodes, partitions")

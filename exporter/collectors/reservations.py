@@ -26,16 +26,19 @@ _RESERVATION = ("reservation",)
 
 def _node_counts(resv: Reservation, nodes: Mapping[str, Node]) -> tuple[int, int, int]:
     """(busy, down, drained) among the reservation's nodes: busy runs jobs (allocated
-    CPUs: allocated, mixed, completing or draining), down is DOWN or FAIL (sinfo's down,
-    fail, failing), drained has DRAIN set (drained or draining)."""
+    CPUs: allocated, mixed, completing or draining), down is DOWN or FAIL without DRAIN
+    (sinfo's down, fail, failing), drained has DRAIN set (drained or draining: sinfo
+    prints a drained down node "drained", node_state_string tests DRAIN before DOWN and
+    FAIL, src/common/slurm_protocol_defs.c:3446 at slurm-24-11-5-1)."""
     busy = down = drained = 0
     for name in resv.nodes:
         node = nodes.get(name)
         if node is None:
             continue  # not in /nodes (yet): counted nowhere
         busy += node.alloc_cpus > 0 or node.state in ("allocated", "mixed", "completing")
-        down += not {"DOWN", "FAIL"}.isdisjoint(node.flags)
-        drained += "DRAIN" in node.flags
+        drain = "DRAIN" in node.flags
+        down += not drain and not {"DOWN", "FAIL"}.isdisjoint(node.flags)
+        drained += drain
     return busy, down, drained
 
 
@@ -123,8 +126,8 @@ def _node_state_families(
         ),
         gauge(
             "slurm_reservation_nodes_down",
-            "Nodes of the reservation that are down now (DOWN or FAIL: sinfo's down, fail, "
-            "failing)."
+            "Nodes of the reservation that are down now (DOWN or FAIL, not drained: sinfo's "
+            "down, fail, failing)."
             + _SOURCE,
             _RESERVATION,
             down,

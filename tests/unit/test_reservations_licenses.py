@@ -138,6 +138,17 @@ def test_reservation_nodes_busy_down_drained_from_the_node_states() -> None:
         "maint": 1, "later_maint": 0, "running": 2, "not_maint": 0}
 
 
+def test_a_drained_down_node_is_drained_not_down_as_sinfo_prints_it() -> None:
+    # DOWN+DRAIN(+NOT_RESPONDING) is "drained*" in sinfo: DRAIN is tested before DOWN and
+    # FAIL in node_state_string (src/common/slurm_protocol_defs.c:3446, slurm-24-11-5-1)
+    nodes = [_node("s1", "drained", ("DOWN", "DRAIN", "NOT_RESPONDING"), 0),
+             _node("s2", "drained", ("IDLE", "FAIL", "DRAIN"), 0)]
+    spares = [Reservation("spares", 100.0, None, 2, 8, ("s1", "s2"), ("MAINT",), "")]
+    fams = collect_reservations(spares, nodes, NOW)
+    assert _values(fams, "slurm_reservation_nodes_down") == {"spares": 0}
+    assert _values(fams, "slurm_reservation_nodes_drained") == {"spares": 2}
+
+
 def _next_maint(reservations: list[Reservation], now: float) -> list[float]:
     fams = collect_reservations(reservations, NODES, now)
     nxt = family(fams, "slurm_reservation_maint_next_start_timestamp_seconds")

@@ -214,8 +214,15 @@ class Collection:
                 continue
             st.served = True
             called, own = st.called_at, self._intervals[e]
-            # polled every cycle: the cycle's own pacing decides (and run_once calls it)
-            if own <= self._settings.interval or called is None or now - called >= own - slack:
+            # polled every cycle: the cycle's own pacing decides (and run_once calls it); a
+            # failing endpoint too, so that its "down" ends with the fault, not up to its
+            # own interval later (a failed call is cheap: no answer to decode)
+            if (
+                own <= self._settings.interval
+                or called is None
+                or not st.up
+                or now - called >= own - slack
+            ):
                 st.called_at = now
                 due.append(e)
         return due

@@ -423,6 +423,8 @@ def _parser() -> _Parser:
 
 def _metavar(name: str, annotation: Any) -> str:
     text = str(annotation)
+    if name == "web_max_connections":
+        return "N"
     if "Literal" in text or name in ("auth", "log_level"):
         return "{" + ",".join(re.findall(r"'([^']+)'", text)) + "}"
     for kind, shown in (("Path", "PATH"), ("float", "SECONDS"), ("int", "SECONDS")):

@@ -14,7 +14,7 @@ from exporter.auth import MintedToken
 from exporter.client import SlurmrestdClient
 from exporter.cycle import Collection
 from exporter.settings import ConfigError, load_settings
-from tests.unit.test_cycle import URL, serve_release, value
+from tests.unit.test_cycle import FIXTURES, URL, serve_release, value
 
 
 class Clock:
@@ -87,15 +87,24 @@ def test_stale_data_counts_in_the_endpoints_own_interval(
                       "--collector-jobs-interval", "300")
     coll.run_once()
     routes["jobs"].respond(502, content=b"Bad Gateway")
-    # its next call, 300 s later (10 cycles): 5 x --interval (150 s) would drop its data;
-    # 5 x its own interval (1500 s) keeps it
+    # its next call, 300 s later, fails; then it is tried every cycle until it answers:
+    # after 10 cycles more (300 s), 5 x --interval (150 s) would drop its data; 5 x its
+    # own interval (1500 s) keeps it
+    clock.now += 300
+    coll.run_once()
+    assert routes["jobs"].call_count == 2
     for _ in range(10):
         clock.now += 30
         snap = coll.run_once()
-    assert routes["jobs"].call_count == 2
+    assert routes["jobs"].call_count == 12
     assert value(snap, "slurm_exporter_endpoint_up", endpoint="jobs") == 0
     assert value(snap, "slurm_exporter_endpoint_data_dropped", endpoint="jobs") == 0
     assert any(k.startswith("slurm_jobs{") for k in snap.exposition.decode().splitlines())
+    # the fault ends: up at the next cycle, not up to 300 s later
+    jobs = (FIXTURES / "slurm-26.05" / "v0.0.45_jobs.json").read_bytes()
+    routes["jobs"].respond(200, content=jobs)
+    clock.now += 30
+    assert value(coll.run_once(), "slurm_exporter_endpoint_up", endpoint="jobs") == 1
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,11 @@ def test_slurmctld_down_while_slurmrestd_is_up(ctld_restored: Lab) -> None:
             assert set(failed) >= {"diag", "jobs"}, bad.failures
             expected = "slurm_error"
         for endpoint, failure in failed.items():
+            if failure.reason == "timeout" and endpoint != "diag":
+                # on a loaded machine slurmrestd may still be waiting on slurmctld
+                # (MessageTimeout, retries) when --timeout ends: a fault, reported as such
+                assert "raise --timeout" in failure.message, failure.message
+                continue
             assert failure.reason == expected, (endpoint, failure.message)
             text = failure.message.lower()
             assert "slurm controller" in text or "slurmctld" in text, failure.message

@@ -469,9 +469,9 @@ def test_web_config_without_tls_is_basic_auth_over_http() -> None:
 
 
 def test_a_2xx_body_that_quotes_a_token_is_never_shown_in_a_decode_error() -> None:
-    from exporter.api.errors import describe_body
-
     import base64
+
+    from exporter.api.errors import describe_body
 
     def b64(part: bytes) -> bytes:
         return base64.urlsafe_b64encode(part).rstrip(b"=")

@@ -35,13 +35,18 @@ from pydantic import (
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 ENDPOINTS = (
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "slurmdbd",
 )
 # Endpoints polled less often than --interval unless --collector-X-interval says otherwise:
 # one line per endpoint. /shares walks every association under slurmctld's association
 # lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default). Reservations
 # and licenses are small answers whose alerts want fresh data: every cycle.
-DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0}
+DEFAULT_INTERVALS: dict[str, float] = {
+    "shares": 300.0,
+    # slurmdbd's statistics: its rollups run hourly, its RPC counters move slowly
+    "slurmdbd": 60.0,
+}
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
@@ -143,6 +148,12 @@ class Settings(BaseModel):
     collector_shares: bool = Field(
         True, description="fairshare per account (sshare), from Slurm 23.11 (API v0.0.40) on"
     )
+    collector_slurmdbd: bool = Field(
+        False,
+        description="slurmdbd's own statistics (sacctmgr show stats: rollups, RPCs) from "
+        "/slurmdb/vX/diag: needs slurmrestd's slurmdbd plugins and the exporter's user "
+        "with AdminLevel=Administrator",
+    )
     # --collector-X-interval, one per endpoint of ENDPOINTS, made here so that an endpoint
     # added there has its flag, variable and key (the class body's namespace is the
     # model's: pydantic sees these as declared fields; see interval_of)
@@ -173,6 +184,11 @@ class Settings(BaseModel):
         True,
         description="sdiag's RPC counts and times per user (one series per user who sent "
         "an RPC since the last sdiag -r)",
+    )
+    slurmdbd_rpc_per_user: bool = Field(
+        True,
+        description="slurmdbd's RPC counts and times per user (one series per user who "
+        "sent slurmdbd an RPC since its statistics started)",
     )
 
     # --- serving

@@ -33,6 +33,8 @@ FLAG_OF = {  # families that only exist behind a flag (the first matching prefix
     "slurm_account_": "--jobs-per-account",
     "slurm_node_": "--nodes-per-node",
     "slurm_rpc_user_": "--diag-rpc-per-user",
+    "slurm_slurmdbd_user_": "--collector-slurmdbd, on: --slurmdbd-rpc-per-user",
+    "slurm_slurmdbd_": "--collector-slurmdbd; every --collector-slurmdbd-interval, 60 s",
 }
 
 
@@ -47,7 +49,10 @@ def all_families() -> list[tuple[str, Metric]]:
         # with GPUs and with nodes out (tests/fixtures/nodes-out.md)
         folder = "slurm-26.05-nodes-out" if endpoint == "nodes" else folder
         folder = "slurm-26.05-slurmdbd" if endpoint == "shares" else folder
-        body = (FIXTURES / folder / f"v0.0.45_{endpoint}.json").read_bytes()
+        name = f"v0.0.45_{endpoint}.json"
+        if endpoint == "slurmdbd":
+            folder, name = "slurm-26.05-slurmdbd", "slurmdb_v0.0.45_diag.json"
+        body = (FIXTURES / folder / name).read_bytes()
         return COLLECTORS[endpoint].parse(adapter, body).data
 
     for endpoint, spec in COLLECTORS.items():

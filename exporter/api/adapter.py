@@ -21,14 +21,20 @@ from exporter.api.model import (
     Reservation,
     Response,
     Share,
+    SlurmdbdDiag,
 )
 
 Endpoint = Literal[
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "slurmdbd",
 ]
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "slurmdbd",
 )
+# Endpoints served by slurmrestd's slurmdbd plugins: their path under /slurmdb/{version}/
+# (the /slurmdb API version is the /slurm one's number)
+SLURMDB_PATHS: Final[dict[str, str]] = {"slurmdbd": "diag"}
 
 
 class Adapter(Protocol):
@@ -38,7 +44,8 @@ class Adapter(Protocol):
         ...
 
     def path(self, endpoint: str) -> str:
-        """URL path of an endpoint in ENDPOINTS, e.g. "/slurm/v0.0.45/jobs/"."""
+        """URL path of an endpoint in ENDPOINTS, e.g. "/slurm/v0.0.45/jobs/", or
+        "/slurmdb/v0.0.45/diag/" for one of SLURMDB_PATHS."""
         ...
 
     def serves(self, endpoint: str) -> bool:
@@ -70,6 +77,10 @@ class Adapter(Protocol):
     def parse_reservations(self, body: bytes) -> Response[list[Reservation]]: ...
 
     def parse_licenses(self, body: bytes) -> Response[list[License]]: ...
+
+    def parse_slurmdbd(self, body: bytes) -> Response[SlurmdbdDiag]:
+        """/slurmdb/vX/diag: slurmdbd's own statistics (sacctmgr show stats)."""
+        ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

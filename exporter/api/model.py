@@ -243,3 +243,32 @@ class License:
     # 25.11+ (v0.0.44+): a hierarchical resource's layer, several sharing one name; ""
     # for an ordinary license
     nodes: str = ""
+
+
+# --- slurmdbd's own statistics (/slurmdb/vX/diag, `sacctmgr show stats`) ---------------
+ROLLUP_PERIODS = ("hourly", "daily", "monthly")
+
+
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """One slot of slurmdbd's rollup statistics, named as the API (v0.0.41+) names it.
+
+    Durations in seconds (slurmdbd measures microseconds). last_run is a Unix time, None
+    when it never ran."""
+
+    period: str  # one of ROLLUP_PERIODS
+    runs: int
+    last_run: float | None
+    last_seconds: float
+    max_seconds: float
+    total_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlurmdbdDiag:
+    """slurmdbd's statistics: since stats_since (its start or `sacctmgr clear stats`)."""
+
+    stats_since: float  # Unix time
+    rollups: tuple[Rollup, ...]  # one per ROLLUP_PERIODS, in that order
+    rpcs_by_type: tuple[RpcStat, ...]
+    rpcs_by_user: tuple[RpcStat, ...]

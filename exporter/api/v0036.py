@@ -15,7 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from exporter.api import normalise as norm
-from exporter.api.adapter import check_endpoint
+from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
 from exporter.api.decoding import (
     Envelope,
     Num,
@@ -36,10 +36,12 @@ from exporter.api.model import (
     Reservation,
     Response,
     Share,
+    SlurmdbdDiag,
 )
 from exporter.api.noderecord import RawNode
 from exporter.api.records import stream_jobs, stream_nodes
 from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
+from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.sdiag import Statistics, to_diag
 
 VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
@@ -85,6 +87,10 @@ class _DiagBody(_Body, kw_only=True):
     statistics: Statistics
 
 
+class _DbdDiagBody(_Body, kw_only=True):
+    statistics: DbdStatistics
+
+
 class _JobsBody(_Body, kw_only=True):
     jobs: list[RawJob]
 
@@ -111,6 +117,7 @@ class _LicensesBody(_Body, kw_only=True):
 
 # Built once: a msgspec Decoder compiles its type and is reused for every body.
 _diag_decoder = msgspec.json.Decoder(_DiagBody)
+_dbd_diag_decoder = msgspec.json.Decoder(_DbdDiagBody)
 _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
@@ -160,7 +167,9 @@ class V0036Adapter:
         return f"V0036Adapter({self._version!r})"
 
     def path(self, endpoint: str) -> str:
-        return f"/slurm/{self._version}/{check_endpoint(endpoint)}"
+        if check_endpoint(endpoint) in SLURMDB_PATHS:  # openapi/dbv0.0.3x: no slash either
+            return f"/slurmdb/{self._version}/{SLURMDB_PATHS[endpoint]}"
+        return f"/slurm/{self._version}/{endpoint}"
 
     def _meta(self, meta: _Meta | None) -> Meta:
         plugin_type = meta.plugin.type if meta and meta.plugin else None
@@ -239,4 +248,10 @@ class V0036Adapter:
         parsed = decode(_licenses_decoder, body, self._what("licenses"))
         return Response(
             self._meta(parsed.meta), [license_(x) for x in parsed.licenses], parsed.warning_texts()
+        )
+
+    def parse_slurmdbd(self, body: bytes) -> Response[SlurmdbdDiag]:
+        parsed = decode(_dbd_diag_decoder, body, self._what("slurmdb/diag"))
+        return Response(
+            self._meta(parsed.meta), to_slurmdbd_diag(parsed.statistics), parsed.warning_texts()
         )

@@ -17,7 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from exporter.api import normalise as norm
-from exporter.api.adapter import check_endpoint
+from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
 from exporter.api.decoding import (
     Envelope,
     Num,
@@ -39,10 +39,12 @@ from exporter.api.model import (
     Reservation,
     Response,
     Share,
+    SlurmdbdDiag,
 )
 from exporter.api.noderecord import RawNode
 from exporter.api.records import SharesList, stream_jobs, stream_nodes, stream_shares
 from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
+from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.sdiag import Statistics, to_diag
 
 # --- wire types: only the fields we read ------------------------------------------
@@ -107,6 +109,10 @@ class _DiagBody(_Body, kw_only=True):
     statistics: Statistics
 
 
+class _DbdDiagBody(_Body, kw_only=True):
+    statistics: DbdStatistics
+
+
 class _JobsBody(_Body, kw_only=True):
     jobs: list[RawJob]
 
@@ -137,6 +143,7 @@ class _LicensesBody(_Body, kw_only=True):
 
 # Built once: a msgspec Decoder compiles its type and is reused for every body.
 _diag_decoder = msgspec.json.Decoder(_DiagBody)
+_dbd_diag_decoder = msgspec.json.Decoder(_DbdDiagBody)
 _jobs_decoder = msgspec.json.Decoder(_JobsBody)
 _nodes_decoder = msgspec.json.Decoder(_NodesBody)
 _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
@@ -228,8 +235,10 @@ class V0040Adapter:
     def path(self, endpoint: str) -> str:
         # Collections end in "/" in this generation, but for /shares (slurmrestd's
         # openapi/slurmctld registers "/slurm/{data_parser}/shares" without one)
+        if check_endpoint(endpoint) in SLURMDB_PATHS:  # openapi/slurmdbd
+            return f"/slurmdb/{self._version}/{SLURMDB_PATHS[endpoint]}/"
         slash = "" if endpoint == "shares" else "/"
-        return f"/slurm/{self._version}/{check_endpoint(endpoint)}{slash}"
+        return f"/slurm/{self._version}/{endpoint}{slash}"
 
     def serves(self, endpoint: str) -> bool:
         return True  # every endpoint of ours, /reservations/ and /licenses/ included
@@ -262,6 +271,12 @@ class V0040Adapter:
     def parse_diag(self, body: bytes) -> Response[Diag]:
         parsed = decode(_diag_decoder, body, self._what("diag"))
         return Response(self._meta(parsed.meta), to_diag(parsed.statistics), parsed.warning_texts())
+
+    def parse_slurmdbd(self, body: bytes) -> Response[SlurmdbdDiag]:
+        parsed = decode(_dbd_diag_decoder, body, self._what("slurmdb/diag"))
+        return Response(
+            self._meta(parsed.meta), to_slurmdbd_diag(parsed.statistics), parsed.warning_texts()
+        )
 
     def parse_jobs(self, body: bytes) -> Response[list[Job]]:
         # one chunk: the streaming decoder gives the same data and errors as a whole decode

@@ -23,6 +23,7 @@ from exporter.collectors.partitions import collect_partitions
 from exporter.collectors.ping import collect_ping
 from exporter.collectors.reservations import collect_reservations
 from exporter.collectors.shares import collect_shares
+from exporter.collectors.slurmdbd import collect_slurmdbd
 from exporter.settings import Settings
 
 
@@ -41,6 +42,8 @@ class EndpointCollector:
     # collect then gets (its data, that endpoint's last good data or None), and the cycle
     # calls it once that endpoint's call of the same cycle is done
     joins: str | None = None
+    # slurmdbd endpoints: called off the cycle, never awaited
+    detached: bool = False
 
 
 # Slurm would match `users` against user associations only, and let account
@@ -103,6 +106,12 @@ COLLECTORS: dict[str, EndpointCollector] = {
         ),
         EndpointCollector(
             "licenses", lambda a, b: a.parse_licenses(b), lambda d, s, _now: collect_licenses(d)
+        ),
+        EndpointCollector(
+            "slurmdbd",
+            lambda a, b: a.parse_slurmdbd(b),
+            lambda d, s, _now: collect_slurmdbd(d, per_user=s.slurmdbd_rpc_per_user),
+            detached=True,
         ),
     )
 }

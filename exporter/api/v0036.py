@@ -16,6 +16,7 @@ import msgspec
 
 from exporter.api import normalise as norm
 from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
+from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.decoding import (
     Envelope,
     Num,
@@ -41,7 +42,6 @@ from exporter.api.model import (
 from exporter.api.noderecord import RawNode
 from exporter.api.records import stream_jobs, stream_nodes
 from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
-from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.sdiag import Statistics, to_diag
 
 VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")

@@ -18,6 +18,7 @@ import msgspec
 
 from exporter.api import normalise as norm
 from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
+from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.decoding import (
     Envelope,
     Num,
@@ -44,7 +45,6 @@ from exporter.api.model import (
 from exporter.api.noderecord import RawNode
 from exporter.api.records import SharesList, stream_jobs, stream_nodes, stream_shares
 from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
-from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.sdiag import Statistics, to_diag
 
 # --- wire types: only the fields we read ------------------------------------------

@@ -146,11 +146,11 @@ def _check_endpoints(
             answer = client.get(path)
             data = COLLECTORS[endpoint].parse(adapter, answer.body).data
         except EndpointFailure as e:
-            r.fail(f"endpoint {endpoint}", f"[{e.reason}] {e.message}{_denied_hint(e.message)}")
+            r.fail(f"endpoint {endpoint}", f"[{e.reason}] {e.message}{_denied_hint(e)}")
             continue
         except SlurmError as e:  # in a 2xx answer: the same reasons as the cycle's
             f = slurm_error_failure(path, answer.status, e)
-            r.fail(f"endpoint {endpoint}", f"[{f.reason}] {f.message}{_denied_hint(f.message)}")
+            r.fail(f"endpoint {endpoint}", f"[{f.reason}] {f.message}{_denied_hint(f)}")
             continue
         except DecodeError as e:
             r.fail(f"endpoint {endpoint}", f"[decode] GET {path}: {e}")
@@ -172,10 +172,11 @@ def _operator_fix(user: str) -> str:
     )
 
 
-def _denied_hint(message: str) -> str:
+def _denied_hint(failure: EndpointFailure) -> str:
     # slurmctld refuses node and partition lists to users below Operator when
-    # PrivateData=nodes / partitions (proc_req.c, _slurm_rpc_dump_nodes/_partitions)
-    if "access/permission denied" not in message.lower():
+    # PrivateData=nodes / partitions (proc_req.c, _slurm_rpc_dump_nodes/_partitions);
+    # slurmdbd's statistics (`forbidden`) say their own fix
+    if failure.reason == "forbidden" or "access/permission denied" not in failure.message.lower():
         return ""
     return (
         ". PrivateData=nodes or partitions in slurm.conf hides them from users below "

@@ -23,13 +23,16 @@ import httpx
 import msgspec
 
 from exporter.api.errors import (
+    SLURM_ACCESS_DENIED,
     SLURM_AUTH_ERROR,
     SlurmError,
     SlurmErrorEntry,
+    complete_despite_its_status,
+    needs_slurmdbd_admin,
     parse_errors,
     refuses_tokens_with_bare_error,
 )
-from exporter.auth import AuthError, Credentials, TokenSource
+from exporter.auth import AuthError, Credentials, TokenSource, token_claims
 from exporter.errors import EndpointFailure
 from exporter.settings import Settings, tls_context
 
@@ -148,9 +151,11 @@ class SlurmrestdClient:
             ) from None
         except httpx.TransportError as e:
             raise EndpointFailure("connect", self._connect_message(path, e)) from None
+        if complete_despite_its_status(path, status, body):
+            return sink(status, iter((body,)))
         if creds.token:  # an answer may quote the request (a proxy echoing headers)
             body = _redact(body, creds.token)
-        raise classify_error(path, status, body, self.target)
+        raise classify_error(path, status, body, self.target, acting_user(creds))
 
     def _connect_message(self, path: str, e: httpx.TransportError) -> str:
         cause = _root_cause(e)
@@ -188,6 +193,17 @@ class SlurmrestdClient:
         return f"GET {path}: cannot reach {where}: {text}"
 
 
+def acting_user(creds: Credentials) -> str | None:
+    """The Slurm user the request acts as: X-SLURM-USER-NAME, else the token's `sun`."""
+    if creds.user:
+        return creds.user
+    try:
+        sun = token_claims(creds.token).get("sun") if creds.token else None
+    except AuthError:  # not a JWT: slurmrestd says so itself
+        return None
+    return sun if isinstance(sun, str) and sun else None
+
+
 def _whole(status: int, chunks: Iterator[bytes]) -> tuple[int, bytes]:
     return status, b"".join(chunks)
 
@@ -205,13 +221,20 @@ def _until(chunks: Iterator[bytes], deadline: float) -> Iterator[bytes]:
 
 
 def classify_slurm_errors(
-    path: str, status: int, errors: list[SlurmErrorEntry], text: str = "", envelope: bool = False
+    path: str,
+    status: int,
+    errors: list[SlurmErrorEntry],
+    text: str = "",
+    envelope: bool = False,
+    user: str | None = None,
 ) -> EndpointFailure | None:
     """The failure an answer's Slurm errors (or auth status) mean, whatever the status:
-    `auth` for a refused token, else `slurm_error`; None when there is neither.
+    `auth` for a refused token, `forbidden` for a user without the privilege, else
+    `slurm_error`; None when there is none.
 
     `text` is the start of the body, quoted only when the body is not slurmrestd's
-    JSON (`envelope`): Slurm's parsed errors are the detail, never its raw body.
+    JSON (`envelope`): Slurm's parsed errors are the detail, never its raw body. `user`:
+    the Slurm user the request acted as, for the fix (None: unknown).
     """
     if _is_auth_failure(path, status, errors, text):
         quoted = "" if envelope else _one_line(text)
@@ -225,6 +248,9 @@ def classify_slurm_errors(
             f"get a fresh token{_ambiguous_2205(status, errors)} [HTTP {status}: {seen}]",
             status,
         )
+    if needs_slurmdbd_admin(path) and any(e.error_number == SLURM_ACCESS_DENIED for e in errors):
+        # not the token's fault: renewing it cannot help, and no other endpoint is refused
+        return EndpointFailure("forbidden", _admin_needed(path, status, errors, user), status)
     if errors:
         return EndpointFailure(
             "slurm_error",
@@ -233,6 +259,23 @@ def classify_slurm_errors(
             status,
         )
     return None
+
+
+def admin_fix(user: str | None) -> str:
+    """The command that gives `user` what slurmdbd's statistics need."""
+    return f"sacctmgr -i modify user where name={user or 'USER'} set adminlevel=Administrator"
+
+
+def _admin_needed(
+    path: str, status: int, errors: list[SlurmErrorEntry], user: str | None
+) -> str:
+    who = f"user {user!r}" if user else "the exporter's Slurm user"
+    return (
+        f"GET {path}: slurmdbd gives its statistics only to users with "
+        f"AdminLevel=Administrator (Operator is not enough), and {who} is not one. Fix: "
+        f"'{admin_fix(user)}', or --no-collector-slurmdbd "
+        f"[HTTP {status}: {_describe(errors, names_only=True)}]"
+    )
 
 
 def slurm_error_failure(path: str, status: int, error: SlurmError) -> EndpointFailure:
@@ -246,7 +289,9 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def classify_error(path: str, status: int, body: bytes, target: str = "") -> EndpointFailure:
+def classify_error(
+    path: str, status: int, body: bytes, target: str = "", user: str | None = None
+) -> EndpointFailure:
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
@@ -258,7 +303,7 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
             status,
         )
     envelope = _is_slurmrestd_envelope(body)
-    reported = classify_slurm_errors(path, status, errors, text, envelope)
+    reported = classify_slurm_errors(path, status, errors, text, envelope, user)
     if reported is not None:
         return reported
     if status >= 500 and envelope:

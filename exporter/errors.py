@@ -8,6 +8,7 @@ Reason = Literal[
     "connect",  # no connection: daemon down, wrong host/port, socket missing or forbidden, DNS
     "timeout",  # no (complete) answer within --timeout
     "auth",  # token missing, expired, badly signed, or refused; or no token could be made
+    "forbidden",  # the token is good, its user lacks a privilege (slurmdbd's /diag: Admin)
     "not_found",  # 404: wrong API version or path
     "http_error",  # any other non-2xx answer without Slurm error details
     "decode",  # a 2xx answer whose body is not the JSON we expect
@@ -17,6 +18,7 @@ REASONS: tuple[Reason, ...] = (
     "connect",
     "timeout",
     "auth",
+    "forbidden",
     "not_found",
     "http_error",
     "decode",

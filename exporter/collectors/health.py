@@ -77,8 +77,8 @@ def collect_health(
     )
     errors = CounterMetricFamily(
         "slurm_exporter_endpoint_errors",
-        "Failed calls to this endpoint, by reason: connect, timeout, auth, not_found, "
-        "http_error, decode, slurm_error",
+        "Failed calls to this endpoint, by reason: connect, timeout, auth, forbidden, "
+        "not_found, http_error, decode, slurm_error",
         labels=["endpoint", "reason"],
     )
     for name in sorted(endpoints):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.api.model import ROLLUP_PERIODS, Rollup
+from exporter.api.model import ROLLUP_PERIODS, Rollup, SlurmdbdDiag
 from exporter.api.versions import adapter_for
 from exporter.auth import token_source_from_settings
 from exporter.check import run_check
@@ -41,9 +41,11 @@ RECORDED = [
 DENIED = [
     (release, version, who)
     for release, version in RECORDED
-    if release != "26.05"  # (recorded on 22.05 and 24.11; 26.05: the lab test)
     for who in ("non_admin_user", "operator_user")
 ]
+# the status slurmrestd answers a refusal with: 422 from 26.05 on, which maps slurmdbd's
+# errors so (http_status_from_error(), src/common/http.c:471-484 in slurm-26-05-3-1)
+DENIED_STATUS = {"22.05": 500, "24.11": 500, "26.05": 422}
 
 
 def recorded(release: str, version: str, case: str = "") -> bytes:
@@ -51,7 +53,7 @@ def recorded(release: str, version: str, case: str = "") -> bytes:
     return (FIXTURES / f"slurm-{release}-slurmdbd" / name).read_bytes()
 
 
-def parsed(release: str, version: str, case: str = "") -> object:
+def parsed(release: str, version: str, case: str = "") -> SlurmdbdDiag:
     return adapter_for(version).parse_slurmdbd(recorded(release, version, case)).data
 
 
@@ -78,16 +80,24 @@ def test_a_rollup_asked_by_a_user_is_the_second_slot() -> None:
     the "user" slot (the API's later "daily") says 7356140 microseconds."""
     for version in ("v0.0.36", "v0.0.37", "v0.0.38"):
         diag = parsed("22.05", version, "user_rollup")
-        _, daily, _ = diag.rollups  # type: ignore[attr-defined]
+        _, daily, _ = diag.rollups
         assert daily == Rollup("daily", 2, 1796069236.0, 7.35614, 7.35614, 7.362426)
+
+
+def test_a_rollup_asked_by_a_user_is_daily_from_v0041() -> None:
+    """On the 26.05 lab, 'sacctmgr roll 2024-01-01T00:00:00' took 24.4 s of wall time;
+    `sacctmgr show stats` printed it under "User RPC rollup call", the API as "daily"."""
+    hourly, daily, monthly = parsed("26.05", "v0.0.45", "user_rollup").rollups
+    assert daily == Rollup("daily", 1, 1796069627.0, 24.30896, 24.30896, 24.30896)
+    assert hourly.runs == 1 and hourly.last_seconds == 0.000114 and monthly.runs == 0
 
 
 def test_list_and_slots_shapes_read_alike() -> None:
     """24.11's v0.0.40 (a list of the slots that ran) and v0.0.41 (three named slots):
     the same statistics of the same slurmdbd."""
     old, new = parsed("24.11", "v0.0.40"), parsed("24.11", "v0.0.41")
-    assert old.rollups == new.rollups  # type: ignore[attr-defined]
-    assert old.stats_since == new.stats_since  # type: ignore[attr-defined]
+    assert old.rollups == new.rollups
+    assert old.stats_since == new.stats_since
 
 
 def test_paths_follow_each_generation() -> None:
@@ -98,7 +108,7 @@ def test_paths_follow_each_generation() -> None:
 # ------------------------------------------------------------------------- collector
 @pytest.mark.parametrize(("release", "version"), RECORDED)
 def test_golden_exposition(release: str, version: str) -> None:
-    text = render(collect_slurmdbd(parsed(release, version)))  # type: ignore[arg-type]
+    text = render(collect_slurmdbd(parsed(release, version)))
     path = GOLDEN / f"{release}_{version}.prom"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +119,7 @@ def test_golden_exposition(release: str, version: str) -> None:
 
 
 def test_golden_with_a_user_rollup() -> None:
-    text = render(collect_slurmdbd(parsed("22.05", "v0.0.38", "user_rollup")))  # type: ignore[arg-type]
+    text = render(collect_slurmdbd(parsed("22.05", "v0.0.38", "user_rollup")))
     path = GOLDEN / "22.05_v0.0.38_user_rollup.prom"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         path.write_text(text, encoding="utf-8")
@@ -125,7 +135,7 @@ def _values(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_values_and_absent_last_run() -> None:
-    got = _values(render(collect_slurmdbd(parsed("22.05", "v0.0.38", "user_rollup"))))  # type: ignore[arg-type]
+    got = _values(render(collect_slurmdbd(parsed("22.05", "v0.0.38", "user_rollup"))))
     assert got[("slurm_slurmdbd_rollup_runs_total", (("period", "daily"),))] == 2
     assert got[("slurm_slurmdbd_rollup_duration_seconds_total", (("period", "daily"),))] == (
         7.362426
@@ -164,11 +174,11 @@ def test_settings_off_by_default_every_60_s_detached() -> None:
 def test_a_user_below_administrator_is_forbidden_not_a_refused_token(
     release: str, version: str, who: str
 ) -> None:
-    path = adapter_for(version).path("slurmdbd")
-    failure = classify_error(path, 500, recorded(release, version, who), user="exporter")
+    path, status = adapter_for(version).path("slurmdbd"), DENIED_STATUS[release]
+    failure = classify_error(path, status, recorded(release, version, who), user="exporter")
     assert failure.reason == "forbidden", failure.message
     line = failure.message
-    assert path in line and "HTTP 500" in line and "AdminLevel=Administrator" in line
+    assert path in line and f"HTTP {status}" in line and "AdminLevel=Administrator" in line
     assert "sacctmgr -i modify user where name=exporter set adminlevel=Administrator" in line
     assert "\n" not in line
 
@@ -205,8 +215,8 @@ def _sample(snap: Snapshot, name: str, **labels: str) -> float:
 def test_forbidden_renews_no_token_and_spares_every_other_endpoint(
     srv: FakeSlurmrestd, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    denied = recorded("24.11", "v0.0.42", "non_admin_user")
-    srv.fault("/slurmdb/v0.0.45/diag/", Fault(500, denied))
+    denied = recorded("26.05", "v0.0.45", "non_admin_user")
+    srv.fault("/slurmdb/v0.0.45/diag/", Fault(422, denied))
     coll = _collection(srv, tmp_path)
     try:
         with caplog.at_level(logging.WARNING):
@@ -244,7 +254,7 @@ def test_administrator_then_up(srv: FakeSlurmrestd, tmp_path: Path) -> None:
 def test_check_prints_the_sacctmgr_command(srv: FakeSlurmrestd, tmp_path: Path) -> None:
     import io
 
-    srv.fault("/slurmdb/v0.0.45/diag/", Fault(500, recorded("24.11", "v0.0.42",
+    srv.fault("/slurmdb/v0.0.45/diag/", Fault(422, recorded("26.05", "v0.0.45",
                                                               "operator_user")))
     key = tmp_path / "jwt.key"
     key.write_bytes(KEY)

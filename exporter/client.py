@@ -295,6 +295,15 @@ def classify_error(
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
+    if status == 404 and path.startswith("/slurmdb/") and not errors:
+        return EndpointFailure(
+            "not_found",
+            f"GET {path}: HTTP 404, slurmrestd serves no /slurmdb/ path: it runs without "
+            "slurmdbd (slurm.conf AccountingStorageType=accounting_storage/slurmdbd) or "
+            "without its openapi/slurmdbd plugin (slurmrestd -s). Fix either, or turn "
+            "--collector-slurmdbd off",
+            status,
+        )
     if status == 404 and not _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "not_found",

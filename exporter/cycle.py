@@ -270,8 +270,14 @@ class Collection:
             if self._is_joined(endpoint):
                 st.data = response.data
         except EndpointFailure as failure:
-            if failure.reason == "not_found" and self._settings.api_version == "auto":
-                self._adapter = None  # discover the versions again next cycle
+            # discover the versions again next cycle; not for /slurmdb/, which slurmrestd
+            # does not serve without slurmdbd whatever the version
+            if (
+                failure.reason == "not_found"
+                and self._settings.api_version == "auto"
+                and not path.startswith("/slurmdb/")
+            ):
+                self._adapter = None
             self._record_failure(endpoint, failure, time.perf_counter() - t0)
             return
         except Exception as e:  # a bug in a parser or collector: report it, don't crash

@@ -288,3 +288,22 @@ def test_2205_v0036_answers_500_with_complete_statistics(tmp_path: Path) -> None
                 client.get("/slurmdb/v0.0.38/diag")
         finally:
             coll.close()
+
+
+def test_without_slurmdbd_a_404_says_so_and_versions_are_not_looked_for_again(
+    srv: FakeSlurmrestd, tmp_path: Path
+) -> None:
+    """slurmrestd without slurmdbd serves no /slurmdb/ path: 404 whatever the version."""
+    del srv.routes["/slurmdb/v0.0.45/diag/"]
+    coll = _collection(srv, tmp_path)
+    try:
+        coll.run_once()
+        snap = coll.run_once()
+    finally:
+        coll.close()
+    (endpoint, failure), = snap.failures
+    assert endpoint == "slurmdbd" and failure.reason == "not_found"
+    assert "without slurmdbd" in failure.message and "--collector-slurmdbd" in failure.message
+    assert [p for p, _ in srv.requests].count("/openapi/v3") == 1
+    for e in ENDPOINTS:
+        assert _sample(snap, "slurm_exporter_endpoint_up", endpoint=e) == 1

@@ -18,7 +18,7 @@ for the DBD thread running this and 1 as a rpc call to roll_usage":
 src/slurmdbd/slurmdbd.c:441-449 and :855, src/slurmdbd/proc_req.c:2853 in
 slurm-24-11-5-1; the same in 22.05.8, slurmdbd.c:757, proc_req.c:2860, and 26.05.3,
 slurmdbd.c:923, proc_req.c:2773). `sacctmgr show stats` prints them as "Internal DBD
-rollup" and "User RPC rollup call" (src/sacctmgr/config_functions.c:274-281).
+rollup" and "User RPC rollup call" (src/sacctmgr/config_functions.c:273-283).
 
 Units: every duration is in microseconds, although the API's descriptions say seconds:
 the rollup times are DELTA_TIMER / TIMER_DURATION_USEC() (src/common/timers.h:59, "raw

@@ -46,7 +46,8 @@ CASES = [
     ("slurm-26.05", "v0.0.45"),
     ("slurm-26.05-gpus", "v0.0.45"),
 ]
-ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses")
+ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "reservations", "licenses",
+             "slurmdbd")
 # CI runs the same 60 examples every time (reproducible); FUZZ_EXAMPLES=2000 hunts longer,
 # at random.
 _HUNT = os.environ.get("FUZZ_EXAMPLES")
@@ -82,6 +83,8 @@ json_value = st.recursive(
 @cache
 def _doc(folder: str, version: str, endpoint: str) -> Any:
     path = FIXTURES / folder / f"{version}_{endpoint}.json"
+    if endpoint == "slurmdbd":  # /slurmdb/vX/diag, recorded with slurmdbd
+        path = FIXTURES / f"{folder}-slurmdbd" / f"slurmdb_{version}_diag.json"
     return json.loads(path.read_bytes()) if path.exists() else None
 
 

@@ -175,14 +175,12 @@ def test_thresholds_are_used_documented_and_overridable() -> None:
             r"\{reason!~\"[^\"]+\"\}\s*\) \* [0-9.]+\s*"
         )
         # per target and partition (where jobs started): a default, after overrides
-        per_partition = r"group by \(job, instance, partition\) \(\s*" + _STARTED
-        per_partition = rf"({per_partition}\{{partition=~\"[^\"]+\"\}}\s*\) \* [0-9.]+\s*or )*"
-        per_partition += r"group by \(job, instance, partition\) \(" + _STARTED + r"\) \* [0-9.]+\s*"
-        assert (
-            re.fullmatch(per_target, r.expr)
-            or (r.name == THRESHOLD + "node_unavailable_seconds" and re.fullmatch(per_reason, r.expr))
-            or (r.name == THRESHOLD + "queue_wait_p90_seconds" and re.fullmatch(per_partition, r.expr))
-        ), r.expr
+        group = r"group by \(job, instance, partition\) \(\s*" + _STARTED
+        per_partition = rf"({group}\{{partition=~\"[^\"]+\"\}}\s*\) \* [0-9.]+\s*or )*"
+        per_partition += group + r"\s*\) \* [0-9.]+\s*"
+        special = {"node_unavailable_seconds": per_reason, "queue_wait_p90_seconds": per_partition}
+        pattern = special.get(r.name.removeprefix(THRESHOLD), per_target)
+        assert re.fullmatch(per_target, r.expr) or re.fullmatch(pattern, r.expr), r.expr
 
 
 _STARTED = "slurm_accounting_job_queue_wait_seconds_count"
@@ -190,11 +188,9 @@ _STARTED = "slurm_accounting_job_queue_wait_seconds_count"
 
 def test_a_site_overrides_the_queue_wait_threshold_per_partition() -> None:
     """The site example changes two partitions' thresholds and keeps the shipped default."""
-    (site,) = [r for r in rules([SITE_THRESHOLDS]) if r.name == THRESHOLD + "queue_wait_p90_seconds"]
-    (shipped,) = [
-        r for r in rules([ALERTS / "slurm-thresholds.yml"])
-        if r.name == THRESHOLD + "queue_wait_p90_seconds"
-    ]
+    name = THRESHOLD + "queue_wait_p90_seconds"
+    (site,) = [r for r in rules([SITE_THRESHOLDS]) if r.name == name]
+    (shipped,) = [r for r in rules([ALERTS / "slurm-thresholds.yml"]) if r.name == name]
     assert re.findall(r'partition="(\w+)"', site.expr) == ["gpu", "debug"]
     default = re.split(r"\s+or\s+", shipped.expr)[-1].strip()
     assert site.expr.rstrip().endswith(default), (site.expr, default)

@@ -220,7 +220,7 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
         # enough for rate() over any window: 15 scrapes, 4 new collection cycles, and the
         # recording rules evaluated
         cycles = f'slurm_exporter_collection_timestamp_seconds{{job="{SCRAPE_JOB}"}}[1m]'
-        recorded = f'job_instance:slurm_nodes:sum{{job="{SCRAPE_JOB}"}}[1m]'
+        recorded = f'job_instance:slurm_nodes_by_state:sum{{job="{SCRAPE_JOB}"}}[1m]'
         wait_for(
             "15 scrapes and 4 collection cycles in Prometheus",
             lambda: (

@@ -61,9 +61,10 @@ def run_check(
         version = _check_versions(r, settings, client)
         if version is not None:
             answered = _check_endpoints(r, settings, client, version)
-            conf = _conf_body(client, version)
-            _check_private_data(r, conf, _user(tokens), answered)
-            _check_native(r, settings, conf, answered)
+            if answered:  # else slurmrestd refused everything: nothing more to tell
+                conf = _conf_body(client, version)
+                _check_private_data(r, conf, _user(tokens), answered)
+                _check_native(r, settings, conf, answered)
     finally:
         client.close()
     print("all checks passed" if not r.failed else "some checks FAILED (see above)", file=out)

@@ -45,20 +45,22 @@ def expected_series(truth: dict[str, Any]) -> dict[str, Series]:
     sp = ("state", "partition")
     us, acs = ("user", "state"), ("account", "state")
     expected: dict[str, Series] = {
-        "slurm_jobs": _flatten(j["by_state_partition"], sp),
+        "slurm_jobs_by_state": _flatten(j["by_state_partition"], sp),
         "slurm_jobs_cpus": _flatten(j["cpus_by_state_partition"], sp),
         "slurm_jobs_memory_bytes": _flatten(j["memory_bytes_by_state_partition"], sp),
         "slurm_jobs_gpus": _flatten(
             j["gpus_by_state_partition_type"], ("state", "partition", "type")
         ),
-        "slurm_jobs_pending": _flatten(j["pending_by_partition_reason"], ("partition", "reason")),
-        "slurm_user_jobs": _flatten(j["by_user_state"], us),
+        "slurm_jobs_pending_by_reason": _flatten(
+            j["pending_by_partition_reason"], ("partition", "reason")
+        ),
+        "slurm_user_jobs_by_state": _flatten(j["by_user_state"], us),
         "slurm_user_cpus": _flatten(j["cpus_by_user_state"], us),
         "slurm_user_gpus": _flatten(j["gpus_by_user_state"], us, skip_zero=True),
-        "slurm_account_jobs": _flatten(j["by_account_state"], acs),
+        "slurm_account_jobs_by_state": _flatten(j["by_account_state"], acs),
         "slurm_account_cpus": _flatten(j["cpus_by_account_state"], acs),
         "slurm_account_gpus": _flatten(j["gpus_by_account_state"], acs, skip_zero=True),
-        "slurm_nodes": _flatten(n["by_state"], ("state",)),
+        "slurm_nodes_by_state": _flatten(n["by_state"], ("state",)),
         "slurm_cpus": _flatten(n["cpus_by_state"], ("state",)),
         "slurm_cpus_configured": _one(n["cpus_configured"]),
         "slurm_memory_total_bytes": _one(n["memory_total_bytes"]),
@@ -67,8 +69,12 @@ def expected_series(truth: dict[str, Any]) -> dict[str, Series]:
         "slurm_gpus_configured": _flatten(n["gpus_configured_by_type"], ("type",)),
         "slurm_gpus_allocated": _flatten(n["gpus_allocated_by_type"], ("type",)),
         "slurm_gpus_idle": _flatten(n["gpus_idle_by_type"], ("type",)),
-        "slurm_partition_nodes": _flatten(n["partition_nodes_by_state"], ("partition", "state")),
-        "slurm_partition_cpus": _flatten(n["partition_cpus_by_state"], ("partition", "state")),
+        "slurm_partition_nodes_by_state": _flatten(
+            n["partition_nodes_by_state"], ("partition", "state")
+        ),
+        "slurm_partition_cpus_by_state": _flatten(
+            n["partition_cpus_by_state"], ("partition", "state")
+        ),
         "slurm_partition_gpus_configured": _flatten(
             n["partition_gpus_configured"], ("partition", "type")
         ),

@@ -11,7 +11,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from exporter.api.conf import conf_path, private_data
+import httpx
+
+from exporter.api.conf import MetricsConf, conf_path, metrics_conf, private_data
 from exporter.api.discovery import OPENAPI_PATH, discover
 from exporter.api.errors import DecodeError, SlurmError
 from exporter.api.model import Diag, Job
@@ -20,6 +22,8 @@ from exporter.auth import AuthError, TokenSource, token_claims, token_source_fro
 from exporter.client import SlurmrestdClient, slurm_error_failure
 from exporter.collectors import COLLECTORS
 from exporter.errors import EndpointFailure
+from exporter.native import ENDPOINTS, exposed_name, exposition_names, shared_names
+from exporter.native_names import NATIVE_METRICS, SOURCE_TAGS
 from exporter.settings import Settings
 
 
@@ -57,7 +61,10 @@ def run_check(
         version = _check_versions(r, settings, client)
         if version is not None:
             answered = _check_endpoints(r, settings, client, version)
-            _check_private_data(r, client, version, _user(tokens), answered)
+            if answered:  # else slurmrestd refused everything: nothing more to tell
+                conf = _conf_body(client, version)
+                _check_private_data(r, conf, _user(tokens), answered)
+                _check_native(r, settings, conf, answered)
     finally:
         client.close()
     print("all checks passed" if not r.failed else "some checks FAILED (see above)", file=out)
@@ -186,11 +193,7 @@ def _denied_hint(failure: EndpointFailure) -> str:
 
 
 def _check_private_data(
-    r: _Report,
-    client: SlurmrestdClient,
-    version: str,
-    user: str | None,
-    answered: dict[str, Any],
+    r: _Report, conf: bytes | None, user: str | None, answered: dict[str, Any]
 ) -> None:
     """PrivateData=jobs makes slurmctld send a user below Operator only its own jobs
     (job_mgr.c, _hide_job_user_rec / pack_all_jobs): the counts drop without an error.
@@ -200,7 +203,7 @@ def _check_private_data(
     diag: Diag | None = answered.get("diag")
     if jobs is None or not user:
         return
-    hidden = "jobs" in _private_data(client, version)
+    hidden = "jobs" in _private_data(conf)
     own = [j for j in jobs if j.user == user]
     if len(own) < len(jobs):
         return  # other users' jobs are visible: nothing hidden from this user
@@ -231,12 +234,126 @@ def _check_private_data(
         )
 
 
-def _private_data(client: SlurmrestdClient, version: str) -> frozenset[str]:
-    """PrivateData from slurmrestd's /conf where there is one; empty otherwise."""
+def _conf_body(client: SlurmrestdClient, version: str) -> bytes | None:
+    """slurm.conf as slurmrestd shows it (v0.0.45+); None where it does not."""
     path = conf_path(version)
     if path is None:
-        return frozenset()
+        return None
     try:
-        return private_data(client.get(path).body)
-    except (EndpointFailure, DecodeError, SlurmError):
+        return client.get(path).body
+    except (EndpointFailure, SlurmError):
+        return None
+
+
+def _private_data(conf: bytes | None) -> frozenset[str]:
+    """PrivateData from slurmrestd's /conf where there is one; empty otherwise."""
+    try:
+        return private_data(conf) if conf is not None else frozenset()
+    except DecodeError:
         return frozenset()
+
+
+# ----------------------------------------------------------- Slurm's own metrics (25.11+)
+_SEE = "README: With Slurm's metrics/openmetrics"
+
+
+def _check_native(
+    r: _Report, settings: Settings, conf_body: bytes | None, answered: dict[str, Any]
+) -> None:
+    """Whether slurmctld serves Slurm's own metrics, and whether any of their names is
+    one of the exporter's (a Prometheus scraping both would mix them)."""
+    ours = _our_names(settings, answered)
+    listed = shared_names(ours)
+    tags = ", ".join(SOURCE_TAGS)
+    if listed:
+        r.fail("metric names", f"{', '.join(listed)}: also names of Slurm's own metrics "
+               f"({tags}) with another meaning ({_SEE})")
+    else:
+        r.ok("metric names", f"none of the exporter's {len(ours)} names is one of the "
+             f"{len(NATIVE_METRICS)} of Slurm's metrics/openmetrics ({tags})")
+    conf = _metrics_conf(conf_body)
+    url = settings.native_metrics_url or (conf.url if conf and conf.metrics_type else None)
+    if conf is None and url is None:
+        r.ok("native metrics", "unknown: slurmrestd shows slurm.conf (MetricsType) from "
+             "v0.0.45 (Slurm 26.05) on; to look, pass --native-metrics-url "
+             "http://SLURMCTLD:6817/metrics")
+        return
+    if conf is not None and not _conf_serves(r, conf) and not settings.native_metrics_url:
+        return
+    if url is None:
+        r.warn("native metrics", "MetricsType is set but slurm.conf gives no controller "
+               "address: pass --native-metrics-url http://SLURMCTLD:6817/metrics")
+        return
+    served = _fetch_native(r, settings, url)
+    if served is None:
+        return
+    shared = shared_names(ours, served)
+    if shared:
+        r.warn("native metrics", f"{url} also serves {', '.join(shared)}: a Prometheus "
+               "scraping both mixes them in every query that does not filter on the job "
+               f"label ({_SEE})")
+        return
+    new = len(served - NATIVE_METRICS.keys())
+    newer = f", {new} not in the exporter's list of {tags}" if new else ""
+    r.ok("native metrics", f"slurmctld serves Slurm's own metrics at {url}/{{"
+         f"{','.join(ENDPOINTS)}}} ({len(served)} names{newer}); none is one of the "
+         f"exporter's: scrape both ({_SEE})")
+
+
+def _metrics_conf(body: bytes | None) -> MetricsConf | None:
+    try:
+        return metrics_conf(body) if body is not None else None
+    except DecodeError:
+        return None
+
+
+def _conf_serves(r: _Report, conf: MetricsConf) -> bool:
+    """What slurm.conf says; True if slurmctld should serve its metrics."""
+    if not conf.metrics_type:
+        r.ok("native metrics", "slurmctld serves none (MetricsType is unset in slurm.conf)")
+        return False
+    if conf.http_disabled:
+        r.warn("native metrics", f"MetricsType={conf.metrics_type}, but "
+               "CommunicationParameters=disable_http: slurmctld answers no HTTP")
+        return False
+    return True
+
+
+def _fetch_native(r: _Report, settings: Settings, url: str) -> set[str] | None:
+    """The names slurmctld serves under `url` (no token is sent: Prometheus scrapes
+    without one unless slurm.conf asks for it); None, said why, when it cannot tell."""
+    names: set[str] = set()
+    verify = not settings.tls_insecure_skip_verify
+    with httpx.Client(timeout=settings.timeout, verify=verify, follow_redirects=True) as http:
+        for endpoint in ENDPOINTS:
+            try:
+                answer = http.get(f"{url}/{endpoint}")
+            except httpx.HTTPError as e:
+                r.warn("native metrics", f"GET {url}/{endpoint}: {type(e).__name__}: {e}")
+                return None
+            if answer.status_code in (401, 403):
+                r.warn("native metrics", f"GET {url}/{endpoint}: HTTP {answer.status_code}: "
+                       "slurmctld wants a JWT (PrivateData or MetricsAuthUsers in slurm.conf); "
+                       "give Prometheus one (authorization: Bearer) or set "
+                       "MetricsParameters=ignore_private_data")
+                return None
+            if answer.status_code != 200:
+                r.warn("native metrics", f"GET {url}/{endpoint}: HTTP {answer.status_code}")
+                return None
+            names |= exposition_names(answer.content)
+    if not names:
+        r.ok("native metrics", f"{url}: empty pages: slurmctld serves none (MetricsType "
+             "unset)")
+        return None
+    return names
+
+
+def _our_names(settings: Settings, answered: dict[str, Any]) -> set[str]:
+    """The names the exporter serves with these settings, from the data check read."""
+    names = set()
+    for endpoint, data in answered.items():
+        spec = COLLECTORS[endpoint]
+        arg = (data, answered.get(spec.joins)) if spec.joins else data
+        for fam in spec.collect(arg, settings, time.time()):
+            names.add(exposed_name(fam.name, fam.type))
+    return names

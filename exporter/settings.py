@@ -104,6 +104,14 @@ class Settings(BaseModel):
     tls_insecure_skip_verify: bool = Field(
         False, description="do not verify the https certificate of slurmrestd (testing only)"
     )
+    # --- Slurm's own metrics (slurm.conf MetricsType=metrics/openmetrics, 25.11+)
+    native_metrics_url: str | None = Field(
+        None,
+        description="where slurmctld serves its own metrics, e.g. "
+        "http://slurm-head:6817/metrics: `check` reads their names there to compare them "
+        "with the exporter's (unset: the address slurm.conf gives, where slurmrestd shows "
+        "slurm.conf, v0.0.45+)",
+    )
 
     # --- authentication
     auth: AuthMode = Field(
@@ -243,6 +251,17 @@ class Settings(BaseModel):
             f"unsupported scheme {parts.scheme or '(none)'!r} in {v!r}; "
             "use http://host:port, https://host:port or unix:///path/to/socket"
         )
+
+    @field_validator("native_metrics_url")
+    @classmethod
+    def _check_native_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not http://host:port/metrics (slurmctld's port)")
+        _check_url_port(v)
+        return v.rstrip("/")
 
     @field_validator("api_version")
     @classmethod

@@ -7,6 +7,7 @@
 #
 # usage: scripts/slurmlab.sh COMMAND [--release 22.05|24.11|26.05] [options]
 #   start [--port P] [--gpus] [--with-slurmdbd] [--unix-socket] [--private-data WHAT]
+#         [--native-metrics]
 #         build the chroot once (cached), start a fresh cluster, wait until node1 is idle
 #         and slurmrestd answers, print the KEY=VALUE lines below
 #   stop                 stop the cluster; nothing to do when it is not running
@@ -29,6 +30,8 @@
 #                    (SLURMLAB_SPARE_NODES)
 #   --private-data WHAT   PrivateData=WHAT in slurm.conf (e.g. jobs, or jobs,nodes): users
 #                    below Operator see only their own jobs (SLURMLAB_PRIVATE_DATA)
+#   --native-metrics MetricsType=metrics/openmetrics (Slurm 25.11+): slurmctld serves its own
+#                    metrics on its port, SLURMCTLD_METRICS_URL (SLURMLAB_NATIVE_METRICS)
 #
 #   release  Debian    slurmrestd  slurmctld  slurmd  slurmdbd
 #   26.05    forky     6820        6817       6818    6819      (the default)
@@ -196,6 +199,11 @@ configure() {
   v=${v#*:} VERSION=${v%%-*}
   [ "${VERSION%.*}" = "$RELEASE" ] || say "warning: Debian $SUITE now ships Slurm $VERSION, not $RELEASE"
   IFS=. read -r maj min _ <<<"$VERSION"
+  local metrics=""   # slurmctld's own /metrics/* (src/slurmctld/http.c, 25.11+)
+  if [ "$NATIVE" = 1 ]; then
+    ((10#$maj * 100 + 10#$min >= 2511)) || die "--native-metrics needs Slurm 25.11+, not $VERSION"
+    metrics="MetricsType=metrics/openmetrics"
+  fi
 
   local u
   for u in slurmrest:2001 exporter:2002 alice:2003; do
@@ -303,6 +311,7 @@ JobCompType=jobcomp/none
 $acct
 $gres
 $private
+$metrics
 Licenses=matlab:5,fluent:2
 SlurmdParameters=config_overrides
 NodeName=node1 NodeAddr=127.0.0.1 $node State=UNKNOWN
@@ -473,6 +482,8 @@ cmd_start() {
     echo "SLURMLAB_SLURMDBD=$WITH_DBD"
     echo "SLURMLAB_PRIVATE_DATA=$PRIVATE"
     echo "SLURMLAB_SPARE_NODES=$SPARE"
+    echo "SLURMLAB_NATIVE_METRICS=$NATIVE"
+    [ "$NATIVE" = 0 ] || echo "SLURMCTLD_METRICS_URL=http://127.0.0.1:$CTLD_PORT/metrics"
     echo "SLURMLAB_CHROOT=$ROOT"
     echo "SLURMLAB_LOGS=$ROOT$IN/log"
   } >"$RUN/env"
@@ -643,7 +654,7 @@ main() {
   local cmd=$1 release=26.05 rel
   shift
   case $cmd in -h|--help|help) usage; exit 0;; esac
-  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 SPARE=0 USER_OPT="" LIFESPAN=3600 PRIVATE=
+  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 SPARE=0 USER_OPT="" LIFESPAN=3600 PRIVATE= NATIVE=0
   while [ $# -gt 0 ]; do
     case $1 in
       --release|--port|--user|--lifespan|--private-data) [ $# -ge 2 ] || die "$1 needs a value";;&
@@ -656,6 +667,7 @@ main() {
       --with-slurmdbd) WITH_DBD=1;;
       --unix-socket) SOCKET=1;;
       --spare-nodes) SPARE=1;;
+      --native-metrics) NATIVE=1;;
       -h|--help) usage; exit 0;;
       --) shift; break;;
       *) [ "$cmd" = exec ] && break; die "unknown option '$1' (see --help)";;

@@ -80,7 +80,7 @@ def collect_diag(diag: Diag, *, per_user: bool = True) -> list[Metric]:
         # controller.c _foreach_job_running(): a pending array record counts its task_cnt
         ("slurm_scheduler_jobs_pending", "sdiag: Jobs pending, as slurmctld last counted them "
          "(every 30 s): each task of a pending job array counts, as in squeue -r and "
-         "slurm_jobs_pending_tasks (slurm_jobs{state=\"pending\"} counts squeue's lines).",
+         "slurm_jobs_pending_tasks (slurm_jobs_by_state{state=\"pending\"} counts squeue's lines).",
          d.jobs_pending),
         ("slurm_scheduler_jobs_running", "sdiag: Jobs running, as slurmctld last counted them "
          "(every 30 s).", d.jobs_running),

@@ -109,7 +109,7 @@ def collect_jobs(
     sums = _sum_jobs(jobs, per_user, per_account)
     families: list[Metric] = [
         gauge(
-            "slurm_jobs",
+            "slurm_jobs_by_state",
             "Number of jobs by squeue state and partition, as plain squeue lists them: a "
             "pending job array counts once, with the pending tasks split off it under the "
             "same name and partition." + ABSENT,
@@ -137,8 +137,8 @@ def collect_jobs(
             sums.gpus_spt,
         ),
         gauge(
-            "slurm_jobs_pending",
-            "Pending jobs by partition and " + _REASON + ", counted as slurm_jobs counts "
+            "slurm_jobs_pending_by_reason",
+            "Pending jobs by partition and " + _REASON + ", counted as slurm_jobs_by_state counts "
             "them (a pending job array once, under the reason of its meta record)." + ABSENT,
             ["partition", "reason"],
             sums.pending,
@@ -164,8 +164,8 @@ def _owner_families(
 ) -> list[Metric]:
     return [
         gauge(
-            f"slurm_{prefix}_jobs",
-            f"Number of jobs {by} and squeue state, counted as slurm_jobs counts them."
+            f"slurm_{prefix}_jobs_by_state",
+            f"Number of jobs {by} and squeue state, counted as slurm_jobs_by_state counts them."
             + ABSENT,
             [label, "state"],
             {k: v[0] for k, v in table.items() if v[0]},

@@ -90,7 +90,7 @@ def collect_nodes(
     gpus, part_gpus = _gpus(nodes)
     families: list[Metric] = [
         gauge(
-            "slurm_nodes",
+            "slurm_nodes_by_state",
             "Number of nodes by state, as sinfo %T prints it without its suffix (idle, mixed, "
             "allocated, completing, draining, drained, down, fail, ...); each node counts once."
             + ABSENT,
@@ -115,14 +115,14 @@ def collect_nodes(
         *_memory(nodes),
         *gpus,
         gauge(
-            "slurm_partition_nodes",
+            "slurm_partition_nodes_by_state",
             "Nodes of each partition by sinfo state; a node in several partitions counts in "
             "each." + ABSENT,
             ["partition", "state"],
             part_states,
         ),
         gauge(
-            "slurm_partition_cpus",
+            "slurm_partition_cpus_by_state",
             "CPUs of each partition's nodes by state as slurm_cpus counts them (allocated, "
             "idle, other); a node in several partitions counts in each.",
             ["partition", "state"],
@@ -296,7 +296,7 @@ def _per_node(nodes: Sequence[Node]) -> list[Metric]:
             {(n.name,): n.alloc_memory_bytes for n in nodes},
         ),
         gauge(
-            "slurm_node_memory_free_bytes",
+            "slurm_node_free_memory_bytes",
             "Free memory as the node's operating system reports it (scontrol's FreeMem), "
             "in bytes; absent when the node does not report it.",
             ["node"],

@@ -13,6 +13,8 @@ from tests.integration import debianroot
 from tests.integration.lab import Lab, lab_command, releases, start_lab
 from tests.integration.serving import Served, server_exporter
 
+NATIVE_METRICS_FROM = (25, 11)  # slurm.conf MetricsType (src/plugins/metrics/, 25.11+)
+
 
 @pytest.fixture(scope="session", params=releases())
 def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
@@ -21,10 +23,14 @@ def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
     With fake typed GPUs (gpu:a100:2, gpu:h100:2) and GPU jobs of each request style,
     slurmdbd (so that gres/gpu is accounted in TRES), slurmrestd also on a UNIX socket,
     and two spare nodes without slurmd in their own partition, down from the start, for
-    the tests of why nodes are out (test_nodes_out.py).
+    the tests of why nodes are out (test_nodes_out.py); from 25.11 on, slurmctld serves
+    Slurm's own metrics too (MetricsType=metrics/openmetrics), as a site that scrapes both.
     """
     release = str(request.param)
-    started = start_lab(release, "--gpus", "--with-slurmdbd", "--unix-socket", "--spare-nodes")
+    options = ["--gpus", "--with-slurmdbd", "--unix-socket", "--spare-nodes"]
+    if tuple(int(x) for x in release.split(".")) >= NATIVE_METRICS_FROM:
+        options.append("--native-metrics")
+    started = start_lab(release, *options)
     yield started
     lab_command("stop", "--release", release, check=False)
 

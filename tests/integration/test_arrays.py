@@ -77,7 +77,7 @@ def test_a_pending_array_of_1000_tasks_counts_as_squeue_and_sdiag_count(lab: Lab
         after = _settled(lab, tasks)
 
         # job counts: plain squeue's lines, the array (and its split-off task 5) once
-        assert by(after, "slurm_jobs", "state", "partition") == lab.squeue_counts()
+        assert by(after, "slurm_jobs_by_state", "state", "partition") == lab.squeue_counts()
         lines = lab.slurm("squeue", "-h", "-t", "pending", "-n", NAME, "-o", "%i").split()
         assert len(lines) == 1 and lines[0].startswith(f"{job_id}_[1-{TASKS}"), lines
         # tasks: sdiag and squeue -r, every task of the array

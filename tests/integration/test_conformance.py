@@ -99,7 +99,7 @@ def test_auth_scontrol(lab: Lab, tmp_path: Path) -> None:
     assert {lab_["endpoint"] for lab_, v in samples["slurm_exporter_endpoint_up"] if v} == set(
         served_endpoints(lab.release)
     )
-    assert by(samples, "slurm_jobs", "state", "partition") == lab.squeue_counts()
+    assert by(samples, "slurm_jobs_by_state", "state", "partition") == lab.squeue_counts()
 
 
 def test_unix_socket(lab: Lab) -> None:
@@ -109,4 +109,4 @@ def test_unix_socket(lab: Lab) -> None:
         "--jwt-user", lab.user,
     )
     assert code == 0, stderr
-    assert by(samples, "slurm_jobs", "state", "partition") == lab.squeue_counts()
+    assert by(samples, "slurm_jobs_by_state", "state", "partition") == lab.squeue_counts()

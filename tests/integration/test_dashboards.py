@@ -8,6 +8,8 @@ alerts/*.yml loaded. Once the rate() windows have samples, every panel query of
 dashboards/*.json must return data (except the RARE panels, whose data only appears in rare
 conditions), every rule expression must be valid PromQL, the rules must evaluate without
 error, and the healthy cluster must raise no alert (but for its spare nodes, out on purpose).
+Where the lab's slurmctld serves Slurm's own metrics (25.11+), Prometheus scrapes them too,
+in a job "slurm-native", as a site that scrapes both: no panel or rule may read them.
 
 The accounting dashboard (dashboards/slurm-accounting.json) reads the exporter's slurmdbd
 endpoints: when the exporter has them, it runs with --collector-accounting and
@@ -43,6 +45,7 @@ from typing import Any
 
 import pytest
 
+from exporter.native import ENDPOINTS as NATIVE_PAGES
 from exporter.settings import ENDPOINTS
 from tests.integration.lab import TOP, Lab, releases
 from tests.promql import (
@@ -61,6 +64,7 @@ RELEASE = next((r for r in PREFERRED if r in releases()), releases()[0])
 # tests of that release: the same cluster, started once)
 ON_LAB = pytest.mark.parametrize("lab", [RELEASE], indirect=True, scope="session")
 SCRAPE_JOB = "slurm"  # the name the alert rules expect (alerts/RUNBOOK.md)
+NATIVE_JOB = "slurm-native"  # slurmctld's own /metrics/* (MetricsType=metrics/openmetrics)
 
 # Panels whose data only exists in rare conditions; their descriptions say so ("RARE").
 RARE: dict[tuple[str, str], str] = {
@@ -158,6 +162,7 @@ class Stack:
     prometheus: Prometheus
     instance: str  # the exporter's target address, as Prometheus labels it
     init_pid: str  # the lab's start that the data comes from
+    native: bool  # Prometheus also scrapes slurmctld's own metrics (NATIVE_JOB)
 
     def assert_same_lab(self) -> None:
         assert _init_pid(self.lab) == self.init_pid, (
@@ -227,11 +232,13 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
             60,
             exporter_log,
         )
+        native = lab.env.get("SLURMCTLD_METRICS_URL")
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(p) for p in RULE_FILES],
             "scrape_configs": [
-                {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [instance]}]}
+                {"job_name": SCRAPE_JOB, "static_configs": [{"targets": [instance]}]},
+                *([_native_scrape_config(native)] if native else []),
             ],
         }
         (tmp / "prometheus.yml").write_text(json.dumps(config))  # JSON is YAML
@@ -253,7 +260,7 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
         # enough for rate() over any window: 15 scrapes, 4 new collection cycles, and the
         # recording rules evaluated
         cycles = f'slurm_exporter_collection_timestamp_seconds{{job="{SCRAPE_JOB}"}}[1m]'
-        recorded = f'job_instance:slurm_nodes:sum{{job="{SCRAPE_JOB}"}}[1m]'
+        recorded = f'job_instance:slurm_nodes_by_state:sum{{job="{SCRAPE_JOB}"}}[1m]'
         wait_for(
             "15 scrapes and 4 collection cycles in Prometheus",
             lambda: (
@@ -266,7 +273,7 @@ def stack(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]
         )
         if ACCOUNTING:
             _accounting_jobs_counted(lab, prom, prometheus_log)
-        ready = Stack(lab, prom, instance, init_pid)
+        ready = Stack(lab, prom, instance, init_pid, native=bool(native))
         ready.assert_same_lab()
         yield ready
     finally:
@@ -297,6 +304,20 @@ def _accounting_jobs_counted(lab: Lab, prom: Prometheus, log: Path) -> None:
     # the recording rules of alerts/slurm-accounting.yml evaluated on the grown counters
     ratio = f'job_instance_partition:slurm_accounting_jobs_failed:ratio_7d{{job="{SCRAPE_JOB}"}}'
     wait_for("the failure ratio recorded", lambda: not math.isnan(prom.value(ratio)), 60, log)
+
+
+def _native_scrape_config(url: str) -> dict[str, Any]:
+    """slurmctld's pages under /metrics, one target each (README: With Slurm's
+    metrics/openmetrics)."""
+    parts = urllib.parse.urlsplit(url)
+    return {
+        "job_name": NATIVE_JOB,
+        "static_configs": [
+            {"targets": [parts.netloc],
+             "labels": {"__metrics_path__": f"{parts.path}/{page}", "page": page}}
+            for page in NATIVE_PAGES
+        ],
+    }  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ tests
@@ -387,3 +408,25 @@ def test_healthy_lab_raises_no_alert(stack: Stack) -> None:
              and a["state"] == "pending"]
     assert [a for a in alerts if a not in spare] == [], json.dumps(alerts, indent=1)
     stack.assert_same_lab()
+
+
+@ON_LAB
+def test_no_panel_or_rule_reads_slurms_own_metrics(stack: Stack) -> None:
+    """Prometheus scrapes both the exporter and slurmctld's own metrics: not one metric name
+    that a panel or a rule reads has a series from slurmctld's pages."""
+    if not stack.native:
+        pytest.skip(f"Slurm {stack.lab.release} has no metrics/openmetrics (25.11+)")
+    for page in NATIVE_PAGES:
+        assert stack.prometheus.value(f'up{{job="{NATIVE_JOB}",page="{page}"}}') == 1, page
+    # the names that collided before the renames are there, from slurmctld alone
+    for name in ("slurm_jobs", "slurm_nodes", "slurm_partition_cpus", "slurm_user_jobs"):
+        jobs = {s["metric"]["job"] for s in stack.prometheus.query(name)}
+        assert jobs == {NATIVE_JOB}, (name, jobs)
+    # rules: their expressions and the queries of their annotations
+    texts = [q.expr for q in PANEL_QUERIES] + [json.dumps(dict(r.body)) for r in RULES]
+    # metric names, not the middle of a recorded one (job_instance:slurm_jobs_failed:ratio)
+    read = set(re.findall(r"(?<![:\w])slurm_[a-z0-9_]+(?![:\w])", "\n".join(texts)))
+    assert "slurm_jobs_by_state" in read
+    for name in sorted(read):
+        native = stack.prometheus.query(f'{{__name__="{name}",job="{NATIVE_JOB}"}}')
+        assert native == [], f"{name} is also one of slurmctld's own metrics"

@@ -66,7 +66,7 @@ def test_slurmctld_down_while_slurmrestd_is_up(ctld_restored: Lab) -> None:
         assert good.all_up, good.failures
         host = next(dict(k[1])["controller"] for k in series(good, "slurm_controller_up"))
         assert value(good, "slurm_controller_up", controller=host) == 1
-        jobs_before = series(good, "slurm_jobs")
+        jobs_before = series(good, "slurm_jobs_by_state")
         assert jobs_before
 
         lab.run("stop-ctld")
@@ -98,13 +98,13 @@ def test_slurmctld_down_while_slurmrestd_is_up(ctld_restored: Lab) -> None:
                          endpoint=endpoint) == value(
                 good, "slurm_exporter_endpoint_last_success_timestamp_seconds",
                 endpoint=endpoint)
-        assert series(bad, "slurm_jobs") == jobs_before  # the last good data, kept
+        assert series(bad, "slurm_jobs_by_state") == jobs_before  # the last good data, kept
 
         lab.run("start-ctld")
         again = coll.run_once()
         assert again.all_up, again.failures
         assert value(again, "slurm_controller_up", controller=host) == 1
-        assert series(again, "slurm_jobs") == jobs_before  # start-ctld keeps the state
+        assert series(again, "slurm_jobs_by_state") == jobs_before  # start-ctld keeps the state
     finally:
         coll.close()
 

@@ -91,9 +91,9 @@ def test_once_matches_sinfo_and_squeue(
     assert info["api_version"] == NEWEST[lab.release]
     assert info["release"] == lab.env["SLURM_VERSION"]
 
-    nodes = Counter({k[0]: v for k, v in by(samples, "slurm_nodes", "state").items()})
+    nodes = Counter({k[0]: v for k, v in by(samples, "slurm_nodes_by_state", "state").items()})
     assert nodes == lab.sinfo_states()
-    assert by(samples, "slurm_jobs", "state", "partition") == lab.squeue_counts()
+    assert by(samples, "slurm_jobs_by_state", "state", "partition") == lab.squeue_counts()
 
     total, alloc = lab.scontrol_node_cpus()
     assert samples["slurm_cpus_configured"][0][1] == total
@@ -108,7 +108,7 @@ def test_static_token_from_slurm_jwt(lab: Lab) -> None:
         "--once", "--slurmrestd-url", lab.url, env={"SLURM_JWT": lab.token(600)}
     )
     assert code == 0, stderr
-    assert by(samples, "slurm_jobs", "state", "partition") == lab.squeue_counts()
+    assert by(samples, "slurm_jobs_by_state", "state", "partition") == lab.squeue_counts()
     expiry = samples["slurm_exporter_token_expiry_timestamp_seconds"][0][1]
     assert 0 < expiry - time.time() <= 600
 
@@ -123,7 +123,7 @@ def test_every_served_version_works_when_asked_for(lab: Lab) -> None:
     for version in served:
         code, samples, stderr = run_exporter("--once", "--api-version", version, *minted(lab))
         assert code == 0, f"{version}: {stderr}"
-        assert by(samples, "slurm_jobs", "state", "partition") == expected, version
+        assert by(samples, "slurm_jobs_by_state", "state", "partition") == expected, version
 
 
 def test_short_lived_tokens_are_renewed_without_a_failed_request(lab: Lab) -> None:

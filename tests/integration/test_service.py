@@ -74,7 +74,7 @@ def test_the_unit_serves_every_endpoint_under_systemd(lab: Lab, installed_root: 
         page = wait_for_cycles(f"http://127.0.0.1:{port}/metrics", 4, timeout=60)
         for endpoint in ENDPOINTS:
             assert f'slurm_exporter_endpoint_up{{endpoint="{endpoint}"}} 1.0' in page, endpoint
-        assert re.search(r"^slurm_jobs\{", page, re.M)  # Slurm's data, not only health
+        assert re.search(r"^slurm_jobs_by_state\{", page, re.M)  # Slurm's data, not only health
         show = box.run("systemctl", "show", "slurm-exporter",
                        "-p", "ActiveState,NRestarts,MainPID,User").stdout
         assert "ActiveState=active" in show and "NRestarts=0" in show, show

@@ -76,7 +76,7 @@ def test_every_queried_metric_is_produced() -> None:
 def test_an_unknown_name_is_caught() -> None:
     """The check above really fails: rename one metric in real queries and rules."""
     refs = references()
-    renamed = [(w, e.replace("slurm_nodes{", "slurm_node_count{")) for w, e in refs]
+    renamed = [(w, e.replace("slurm_nodes_by_state{", "slurm_node_count{")) for w, e in refs]
     found = {name for _, name in unknown_names(renamed, known_names())}
     assert found == {"slurm_node_count"}
     typo = [("x", 'sum by (state) (rate(slurm_jobs_totl{job=~"$job"}[$__rate_interval]))')]
@@ -86,7 +86,7 @@ def test_an_unknown_name_is_caught() -> None:
 @pytest.mark.parametrize(
     ("expr", "names"),
     [
-        ('sum by (state) (slurm_nodes{state=~"down|up"})', {"slurm_nodes"}),
+        ('sum by (state) (slurm_nodes_by_state{state=~"down|up"})', {"slurm_nodes_by_state"}),
         ("rate(a_total[5m] offset 1h) / on (job) group_left (c) b_info", {"a_total", "b_info"}),
         ('label_replace(x, "account", "(none)", "account", "")', {"x"}),
         ("time() - (last_ts > 0) * 1e3 or vector(0)", {"last_ts"}),

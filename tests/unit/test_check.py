@@ -6,7 +6,9 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import respx
 
@@ -123,3 +125,108 @@ def test_a_pending_array_counts_its_tasks_as_sdiag_does(
     mock.get(f"{URL}/slurm/{V}/diag/").respond(200, content=_diag(9, 2))
     code, out = _check(key_file, user="root")
     assert code == 0 and "private data" not in out, out
+
+
+# ------------------------------------------- Slurm's own metrics (issue 13, item 3)
+NATIVE = Path(__file__).parent.parent / "fixtures" / "slurm-26.05-native"
+CTLD = "http://slurm-head:6817/metrics"
+PAGES = ("jobs", "nodes", "partitions", "jobs-users-accts", "scheduler")
+
+
+def _conf(**changes: object) -> dict[str, object]:
+    """The 26.05 lab's /conf with MetricsType set, slurmctld on slurm-head:6817."""
+    doc: dict[str, Any] = json.loads((NATIVE / f"{V}_conf.json").read_text())
+    doc["slurm_conf"].update(SlurmctldPort=6817, controllers=[{"address": "slurm-head"}])
+    doc["slurm_conf"].update(changes)
+    return doc
+
+
+def _native_pages(m: respx.MockRouter, url: str = CTLD, extra: bytes = b"") -> None:
+    """slurmctld's pages as the 26.05 lab served them (its job mix running)."""
+    for page in PAGES:
+        body = (NATIVE / f"metrics_{page}.txt").read_bytes()
+        m.get(f"{url}/{page}").respond(200, content=body + (extra if page == "jobs" else b""))
+
+
+def _line(out: str, what: str) -> str:
+    return next(x for x in out.splitlines() if x.partition("]")[2].lstrip().startswith(what))
+
+
+def test_native_metrics_found_through_slurm_conf_and_no_name_shared(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    mock.get(f"{URL}/slurm/{V}/conf").respond(200, json=_conf())
+    _native_pages(mock)
+    code, out = _check(key_file)
+    assert code == 0, out
+    line = _line(out, "native metrics")
+    assert line.startswith("[ok]") and f"at {CTLD}/{{jobs,nodes,partitions," in line
+    assert "(259 names)" in line and "none is one of the exporter's" in line
+    names = _line(out, "metric names")
+    assert names.startswith("[ok]") and "of the 259 of Slurm's metrics/openmetrics" in names
+
+
+def test_a_name_slurmctld_serves_that_is_ours_is_reported(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    """A later Slurm may add one of our names: check says which, and why it matters."""
+    mock.get(f"{URL}/slurm/{V}/conf").respond(200, json=_conf())
+    _native_pages(mock, extra=b"# TYPE slurm_jobs_cpus gauge\nslurm_jobs_cpus 5\n")
+    code, out = _check(key_file)
+    line = _line(out, "native metrics")
+    assert line.startswith("[warn]") and "also serves slurm_jobs_cpus:" in line
+    assert "1 not in the exporter's list" not in out and code == 0
+
+
+def test_without_metrics_type_slurmctld_serves_none(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    mock.get(f"{URL}/slurm/{V}/conf").respond(200, json=_conf(MetricsType=None))
+    code, out = _check(key_file)  # and no request to slurmctld (respx would refuse it)
+    line = _line(out, "native metrics")
+    assert code == 0 and "[ok]   native metrics: slurmctld serves none (MetricsType is" in line
+
+
+def test_native_metrics_behind_a_token_say_so(mock: respx.MockRouter, key_file: Path) -> None:
+    mock.get(f"{URL}/slurm/{V}/conf").respond(200, json=_conf(PrivateData=["jobs"]))
+    for page in PAGES:
+        mock.get(f"{CTLD}/{page}").respond(401)
+    _, out = _check(key_file)
+    line = _line(out, "native metrics")
+    assert line.startswith("[warn]") and "HTTP 401" in line and "MetricsAuthUsers" in line
+
+
+def test_before_v0045_only_the_configured_url_tells(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    """slurmrestd shows no slurm.conf before v0.0.45 (25.11 serves up to v0.0.44)."""
+    mock.get(f"{URL}/slurm/{V}/conf").respond(404, content=b"Unable to find requested URL")
+    code, out = _check(key_file)
+    assert code == 0 and "native metrics: unknown: " in out and "--native-metrics-url" in out
+    url = "http://ctld.example:6817/metrics"
+    _native_pages(mock, url)
+    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", "exporter",
+            "--native-metrics-url", url + "/"]
+    out_io = io.StringIO()
+    assert run_check(load_settings(args), out_io) == 0
+    assert f"at {url}/{{jobs," in _line(out_io.getvalue(), "native metrics")
+
+
+def test_slurmctld_unreachable_is_a_warning(mock: respx.MockRouter, key_file: Path) -> None:
+    mock.get(f"{URL}/slurm/{V}/conf").respond(200, json=_conf())
+    mock.get(f"{CTLD}/jobs").mock(side_effect=httpx.ConnectError("Connection refused"))
+    code, out = _check(key_file)
+    line = _line(out, "native metrics")
+    assert code == 0 and line.startswith("[warn]") and "ConnectError" in line
+
+
+def test_a_name_of_ours_in_the_native_list_fails_check(
+    mock: respx.MockRouter, key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exporter import native
+
+    monkeypatch.setattr(native, "NATIVE_METRICS", {"slurm_jobs_by_state": ("jobs", "", "", "")})
+    code, out = _check(key_file)
+    line = _line(out, "metric names")
+    assert code == 1, out
+    assert line.startswith("[FAIL] metric names: slurm_jobs_by_state: also names of Slurm's")

@@ -268,7 +268,7 @@ PINGS = [
 
 def test_nodes_each_node_counts_once_by_sinfo_state() -> None:
     fams = collect_nodes(NODES)
-    assert values(fams, "slurm_nodes") == {
+    assert values(fams, "slurm_nodes_by_state") == {
         ("allocated",): 1,
         ("down",): 1,
         ("drained",): 1,
@@ -277,7 +277,7 @@ def test_nodes_each_node_counts_once_by_sinfo_state() -> None:
         ("idle",): 2,
         ("mixed",): 2,
     }
-    assert sum(values(fams, "slurm_nodes").values()) == len(NODES)
+    assert sum(values(fams, "slurm_nodes_by_state").values()) == len(NODES)
 
 
 def test_nodes_cpus_split_like_sinfo() -> None:
@@ -323,7 +323,7 @@ def test_nodes_gpus_idle_with_allocation_under_unknown_type() -> None:
 
 def test_nodes_per_partition_counts_shared_nodes_in_each() -> None:
     fams = collect_nodes(NODES)
-    assert values(fams, "slurm_partition_nodes") == {
+    assert values(fams, "slurm_partition_nodes_by_state") == {
         ("all", "allocated"): 1,
         ("all", "drained"): 1,
         ("all", "idle"): 1,
@@ -338,8 +338,8 @@ def test_nodes_per_partition_counts_shared_nodes_in_each() -> None:
         ("gpu", "idle"): 1,
         ("gpu", "mixed"): 1,
     }
-    assert sum(values(fams, "slurm_partition_nodes").values()) == 14 > len(NODES)
-    assert values(fams, "slurm_partition_cpus") == {
+    assert sum(values(fams, "slurm_partition_nodes_by_state").values()) == 14 > len(NODES)
+    assert values(fams, "slurm_partition_cpus_by_state") == {
         ("all", "allocated"): 40 + 32 + 4,
         ("all", "idle"): 64 + 24 + 28,
         ("all", "other"): 64,
@@ -381,7 +381,7 @@ def test_nodes_per_node() -> None:
     assert values(fams, "slurm_node_cpus_allocated")[("gn02",)] == 8
     assert values(fams, "slurm_node_memory_total_bytes")[("gn01",)] == 512 * GiB
     assert values(fams, "slurm_node_memory_allocated_bytes")[("gn01",)] == 400 * GiB
-    free = values(fams, "slurm_node_memory_free_bytes")
+    free = values(fams, "slurm_node_free_memory_bytes")
     assert free[("gn01",)] == 90 * GiB
     assert ("cn03",) not in free and ("gn04",) not in free
     assert values(fams, "slurm_node_cpu_load")[("cn02",)] == 39.5
@@ -401,7 +401,7 @@ def test_nodes_per_node() -> None:
 
 def test_nodes_empty() -> None:
     fams = collect_nodes([], per_node=True)
-    assert values(fams, "slurm_nodes") == {}
+    assert values(fams, "slurm_nodes_by_state") == {}
     assert values(fams, "slurm_cpus") == {("allocated",): 0, ("idle",): 0, ("other",): 0}
     assert scalar(fams, "slurm_cpus_configured") == 0
     assert values(fams, "slurm_node_state") == {}
@@ -412,7 +412,7 @@ def test_nodes_empty() -> None:
 
 def test_jobs_by_state_and_partition() -> None:
     fams = collect_jobs(JOBS)
-    assert values(fams, "slurm_jobs") == {
+    assert values(fams, "slurm_jobs_by_state") == {
         ("completing", "cpu"): 1,
         ("pending", "cpu"): 2,
         ("pending", "cpu,gpu"): 1,
@@ -450,7 +450,7 @@ def test_jobs_gpus_by_type_only_where_positive() -> None:
 
 def test_jobs_pending_by_reason() -> None:
     fams = collect_jobs(JOBS)
-    assert values(fams, "slurm_jobs_pending") == {
+    assert values(fams, "slurm_jobs_pending_by_reason") == {
         ("cpu", "Priority"): 2,
         ("cpu,gpu", "Dependency"): 1,
         ("gpu", "Resources"): 2,
@@ -487,12 +487,12 @@ ARRAYS = [
 def test_jobs_count_as_plain_squeue_lists_them_and_every_pending_task_as_demand() -> None:
     fams = collect_jobs(ARRAYS)
     # squeue: 19_[1-5,7-999], 19_6 (batch), 19_1000 (other name), 8_[2-3%1], 8_1
-    assert values(fams, "slurm_jobs") == {
+    assert values(fams, "slurm_jobs_by_state") == {
         ("pending", "batch"): 1,
         ("pending", "debug"): 3,
         ("running", "debug"): 1,
     }
-    assert values(fams, "slurm_jobs_pending") == {
+    assert values(fams, "slurm_jobs_pending_by_reason") == {
         ("batch", "JobHeldUser"): 1,
         ("debug", "JobArrayTaskLimit"): 1,
         ("debug", "JobHeldUser"): 2,
@@ -511,7 +511,9 @@ def test_jobs_count_as_plain_squeue_lists_them_and_every_pending_task_as_demand(
     }
     assert values(fams, "slurm_jobs_memory_bytes")[("pending", "debug")] == 1001 * GiB
     assert values(fams, "slurm_jobs_gpus")[("pending", "debug", "a100")] == 1001
-    assert values(fams, "slurm_user_jobs") == {("alice", "pending"): 4, ("alice", "running"): 1}
+    assert values(fams, "slurm_user_jobs_by_state") == {
+        ("alice", "pending"): 4, ("alice", "running"): 1
+    }
     assert values(fams, "slurm_user_cpus")[("alice", "pending")] == 4 * 1002
     assert values(fams, "slurm_account_gpus")[("physics", "pending")] == 1002
 
@@ -519,10 +521,10 @@ def test_jobs_count_as_plain_squeue_lists_them_and_every_pending_task_as_demand(
 def test_a_task_whose_array_line_is_gone_has_its_own_line() -> None:
     # the meta record is gone (every task split off): no line to merge into
     tasks = [array_record(20, 19, 5), array_record(21, 19, 6)]
-    assert values(collect_jobs(tasks), "slurm_jobs") == {("pending", "debug"): 2}
+    assert values(collect_jobs(tasks), "slurm_jobs_by_state") == {("pending", "debug"): 2}
     # running tasks are never merged, even beside their pending meta record
     mixed = [array_record(19, 19, None, tasks=3), array_record(20, 19, 5, state="running")]
-    assert values(collect_jobs(mixed), "slurm_jobs") == {
+    assert values(collect_jobs(mixed), "slurm_jobs_by_state") == {
         ("pending", "debug"): 1,
         ("running", "debug"): 1,
     }
@@ -530,7 +532,7 @@ def test_a_task_whose_array_line_is_gone_has_its_own_line() -> None:
 
 def test_jobs_per_user_and_account() -> None:
     fams = collect_jobs(JOBS)
-    assert values(fams, "slurm_user_jobs") == {
+    assert values(fams, "slurm_user_jobs_by_state") == {
         ("alice", "completing"): 1,
         ("alice", "pending"): 1,
         ("alice", "running"): 1,
@@ -555,7 +557,7 @@ def test_jobs_per_user_and_account() -> None:
         ("bob", "running"): 4,
         ("carol", "pending"): 2,
     }
-    assert values(fams, "slurm_account_jobs") == {
+    assert values(fams, "slurm_account_jobs_by_state") == {
         ("chem", "pending"): 2,
         ("chem", "running"): 2,
         ("physics", "completing"): 1,
@@ -577,15 +579,15 @@ def test_jobs_per_user_and_account() -> None:
 
 
 BASE_JOB_FAMILIES = [
-    "slurm_jobs",
+    "slurm_jobs_by_state",
     "slurm_jobs_cpus",
     "slurm_jobs_memory_bytes",
     "slurm_jobs_gpus",
-    "slurm_jobs_pending",
+    "slurm_jobs_pending_by_reason",
     "slurm_jobs_pending_tasks",
 ]
-USER_FAMILIES = ["slurm_user_jobs", "slurm_user_cpus", "slurm_user_gpus"]
-ACCOUNT_FAMILIES = ["slurm_account_jobs", "slurm_account_cpus", "slurm_account_gpus"]
+USER_FAMILIES = ["slurm_user_jobs_by_state", "slurm_user_cpus", "slurm_user_gpus"]
+ACCOUNT_FAMILIES = ["slurm_account_jobs_by_state", "slurm_account_cpus", "slurm_account_gpus"]
 
 
 def test_jobs_per_user_and_account_switches() -> None:
@@ -594,7 +596,7 @@ def test_jobs_per_user_and_account_switches() -> None:
     assert names(collect_jobs(JOBS, per_account=False)) == BASE_JOB_FAMILIES + USER_FAMILIES
     off = collect_jobs(JOBS, per_user=False, per_account=False)
     assert names(off) == BASE_JOB_FAMILIES
-    assert values(off, "slurm_jobs") == values(collect_jobs(JOBS), "slurm_jobs")
+    assert values(off, "slurm_jobs_by_state") == values(collect_jobs(JOBS), "slurm_jobs_by_state")
 
 
 def test_jobs_empty_still_emits_families() -> None:
@@ -602,7 +604,7 @@ def test_jobs_empty_still_emits_families() -> None:
     assert names(fams) == BASE_JOB_FAMILIES + USER_FAMILIES + ACCOUNT_FAMILIES
     assert all(not f.samples for f in fams)
     text = render(fams)
-    assert "# TYPE slurm_jobs gauge" in text
+    assert "# TYPE slurm_jobs_by_state gauge" in text
     assert "Absent series mean 0." in text
 
 
@@ -700,13 +702,13 @@ def test_awkward_label_values_survive_exposition() -> None:
     ]
     text = render(collect_jobs(jobs))
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
-    users = {s.labels["user"] for s in parsed["slurm_user_jobs"].samples}
+    users = {s.labels["user"] for s in parsed["slurm_user_jobs_by_state"].samples}
     assert users == set(awkward)
-    parts = {s.labels["partition"] for s in parsed["slurm_jobs"].samples}
+    parts = {s.labels["partition"] for s in parsed["slurm_jobs_by_state"].samples}
     assert parts == set(awkward)
     pending = {
         (s.labels["partition"], s.labels["reason"]): s.value
-        for s in parsed["slurm_jobs_pending"].samples
+        for s in parsed["slurm_jobs_pending_by_reason"].samples
     }
     assert pending == {(p, r): 1 for _, p, r in
                        zip(awkward, reversed(awkward), awkward[1:] + awkward[:1], strict=True)}

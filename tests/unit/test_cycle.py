@@ -95,7 +95,7 @@ def test_full_cycle_on_each_release(
     info = [k for k in samples(snap) if k[0] == "slurm_info"]
     labels = dict(info[0][1])
     assert labels["api_version"] == version and labels["release"].startswith(release)
-    assert sum(v for (name, _), v in samples(snap).items() if name == "slurm_nodes") == 1
+    assert sum(v for (name, _), v in samples(snap).items() if name == "slurm_nodes_by_state") == 1
     # the whole exposition is valid for Prometheus' own linter
     path = tmp_path / "metrics.prom"
     path.write_bytes(snap.exposition)
@@ -111,7 +111,7 @@ def test_a_failing_endpoint_keeps_its_last_good_data_and_spares_the_others(
     routes = serve_release(mock, "26.05", "v0.0.45")
     coll = make_collection(key_file)
     first = coll.run_once()
-    running = value(first, "slurm_jobs", state="running", partition="debug")
+    running = value(first, "slurm_jobs_by_state", state="running", partition="debug")
     success_at = value(
         first, "slurm_exporter_endpoint_last_success_timestamp_seconds", endpoint="jobs"
     )
@@ -124,7 +124,7 @@ def test_a_failing_endpoint_keeps_its_last_good_data_and_spares_the_others(
                  reason="http_error") == 1
     assert value(second, "slurm_exporter_endpoint_up", endpoint="nodes") == 1
     # stale but kept, with its age visible
-    assert value(second, "slurm_jobs", state="running", partition="debug") == running
+    assert value(second, "slurm_jobs_by_state", state="running", partition="debug") == running
     assert value(
         second, "slurm_exporter_endpoint_last_success_timestamp_seconds", endpoint="jobs"
     ) == success_at

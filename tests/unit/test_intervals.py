@@ -99,7 +99,7 @@ def test_stale_data_counts_in_the_endpoints_own_interval(
     assert routes["jobs"].call_count == 12
     assert value(snap, "slurm_exporter_endpoint_up", endpoint="jobs") == 0
     assert value(snap, "slurm_exporter_endpoint_data_dropped", endpoint="jobs") == 0
-    assert any(k.startswith("slurm_jobs{") for k in snap.exposition.decode().splitlines())
+    assert any(k.startswith("slurm_jobs_by_state{") for k in snap.exposition.decode().splitlines())
     # the fault ends: up at the next cycle, not up to 300 s later
     jobs = (FIXTURES / "slurm-26.05" / "v0.0.45_jobs.json").read_bytes()
     routes["jobs"].respond(200, content=jobs)

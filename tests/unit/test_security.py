@@ -176,7 +176,7 @@ def test_a_key_made_world_readable_later_is_refused_then_recovers(
         assert not snap.all_up
         assert all(f.reason == "auth" and "open to every user" in f.message
                    for _, f in snap.failures)
-        assert b"slurm_jobs{" in snap.exposition  # last good data kept
+        assert b"slurm_jobs_by_state{" in snap.exposition  # last good data kept
         key_file.chmod(0o600)
         assert coll.run_once().all_up
     finally:

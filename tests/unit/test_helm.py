@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from exporter import __version__
+from tests.k8s_manifests import MANIFESTS, manifests
 from tests.promql import ALERTS, DASHBOARDS, RULE_FILES, TOP
 
 CHART = TOP / "packaging" / "helm" / "slurm-exporter"
@@ -79,6 +80,16 @@ SCENARIOS = {
         *_values(MANY), "--set-string", f"{GPU}={GPU_KEY}", "--set-string", f"jwtKey.value={KEY}",
     ),
 }
+
+
+PLAIN = "plain-manifests"  # packaging/kubernetes/slurm-exporter.yaml
+ALL = sorted([*SCENARIOS, PLAIN])
+
+
+def _docs(name: str) -> tuple[dict[str, Any], ...]:
+    if name == PLAIN:
+        return tuple(d for d in yaml.safe_load_all(MANIFESTS.read_text()) if d)
+    return _render(*SCENARIOS[name])
 
 
 def _kind(docs: tuple[dict[str, Any], ...], kind: str) -> list[dict[str, Any]]:
@@ -181,9 +192,9 @@ def _env_and_config_maps(docs: tuple[dict[str, Any], ...]) -> Iterator[tuple[str
             yield doc["kind"], yaml.safe_dump(doc)
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", ALL)
 def test_keys_only_in_secrets_mounted_read_only(name: str) -> None:
-    docs = _render(*SCENARIOS[name])
+    docs = _docs(name)
     pod, container = _pod(docs), _container(docs)
     # never an environment variable, from a Secret or otherwise
     assert "env" not in container and "envFrom" not in container
@@ -224,9 +235,9 @@ def _dockerfile_user() -> str:
     return user
 
 
-@pytest.mark.parametrize("name", sorted(SCENARIOS))
+@pytest.mark.parametrize("name", ALL)
 def test_security_context_is_the_images_non_root_user(name: str) -> None:
-    docs = _render(*SCENARIOS[name])
+    docs = _docs(name)
     pod, container = _pod(docs), _container(docs)
     assert _dockerfile_user() == f"{UID}:{UID}"
     ctx = pod["securityContext"]
@@ -240,8 +251,9 @@ def test_security_context_is_the_images_non_root_user(name: str) -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
 
 
-def test_probes_ask_healthy_where_the_exporter_listens() -> None:
-    docs = _render(*SCENARIOS["one-cluster"])
+@pytest.mark.parametrize("name", ["one-cluster", PLAIN])
+def test_probes_ask_healthy_where_the_exporter_listens(name: str) -> None:
+    docs = _docs(name)
     container = _container(docs)
     (port,) = container["ports"]
     assert _config(docs)["listen_address"] == f":{port['containerPort']}"
@@ -373,3 +385,15 @@ def test_service_monitor_off() -> None:
     docs = _render(*SCENARIOS["one-cluster"], "--set", "serviceMonitor.enabled=false")
     assert not _kind(docs, "ServiceMonitor")
     assert _kind(docs, "PrometheusRule")
+
+
+# ----------------------------------------------------------------------------- plain manifests
+def test_plain_manifests_are_the_chart_rendered() -> None:
+    assert MANIFESTS.read_text() == manifests(_helm()), (
+        f"{MANIFESTS.relative_to(TOP)} is out of date: run python3 -m tests.k8s_manifests --write"
+    )
+    docs = _docs(PLAIN)
+    assert sorted(d["kind"] for d in docs) == ["ConfigMap", "Deployment", "Service"]
+    assert all("helm.sh/chart" not in d["metadata"]["labels"] for d in docs)
+    (volume,) = [v for v in _pod(docs)["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "slurm-exporter-jwt-key"

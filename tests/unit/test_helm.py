@@ -176,6 +176,17 @@ def test_the_chart_reaches_alerts_and_dashboards_through_symlinks() -> None:
     assert (CHART / "files" / "dashboards").resolve() == TOP / "dashboards"
 
 
+def test_the_packaged_chart_holds_the_files_themselves(tmp_path: Path) -> None:
+    """`helm package` follows the symlinks: the archive renders the same, anywhere."""
+    r = _run_helm("package", str(CHART), "--destination", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    (archive,) = tmp_path.glob("slurm-exporter-*.tgz")
+    one = SCENARIOS["one-cluster"]
+    r = _run_helm("template", "rel", str(archive), "--namespace", "monitoring", *one)
+    assert r.returncode == 0, r.stderr
+    assert tuple(d for d in yaml.safe_load_all(r.stdout) if d) == _render(*one)
+
+
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_no_operator_or_grafana_objects_unless_asked(name: str) -> None:
     off = ("--set", "serviceMonitor.enabled=false", "--set", "prometheusRule.enabled=false",

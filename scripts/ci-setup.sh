@@ -3,6 +3,7 @@
 # Idempotent and non-interactive; run from anywhere:  bash scripts/ci-setup.sh
 #   apt: python3 + python3-venv + make, debootstrap + debian-archive-keyring (slurmlab.sh
 #        chroots), systemd-container (systemd-nspawn: the unit's test), curl, prometheus (promtool)
+#   helm: built from the Go module proxy by scripts/install-helm.sh (the chart's tests)
 #   pip: the project itself with its test extras (editable), into the project venv .venv
 #        (`make venv`: Debian's own python3 refuses pip outside a venv, PEP 668)
 set -euo pipefail
@@ -22,5 +23,7 @@ apt-get install -y -qq --no-install-recommends python3 python3-venv make deboots
   debian-archive-keyring curl prometheus openssl systemd systemd-container >/dev/null
 command -v promtool >/dev/null
 
+bash scripts/install-helm.sh >/dev/null
+
 make --no-print-directory venv
-echo "ci-setup.sh: ok (promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), $(.venv/bin/python --version) in .venv)"
+echo "ci-setup.sh: ok (promtool $(promtool --version 2>&1 | awk 'NR==1 {print $3}'), helm $(helm version --template '{{.Version}}'), $(.venv/bin/python --version) in .venv)"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.fakerestd import FakeSlurmrestd
 from tests.integration import debianroot
@@ -182,4 +183,81 @@ def test_the_image_runs_and_its_health_check_follows_the_listen_address(
             os.kill(pid1 or box.pid, signal.SIGTERM)
             _, err = box.communicate(timeout=30)
     assert box.returncode == 0, err  # a clean stop
+    assert "Traceback" not in err, err
+
+
+def test_the_image_runs_as_the_helm_chart_deploys_it(image: Stage, tmp_path: Path) -> None:
+    """The pod of packaging/helm/slurm-exporter without Kubernetes: the chart's arguments and
+    config file (its ConfigMap, mounted read-only), the image's root file system read-only,
+    the user and groups of the pod's securityContext, the key file as a Secret volume lays
+    it out (root:fsGroup, defaultMode | 0440: pkg/volume/volume_linux.go changeFilePermission)
+    mounted read-only, and the probes' path answering on the chart's port."""
+    helm = shutil.which("helm")
+    if helm is None:
+        pytest.skip("helm is not installed (scripts/install-helm.sh)")
+    port = free_port()
+    with FakeSlurmrestd(key=KEY) as srv:
+        values = f"slurmrestdUrl={srv.url},jwtUser=exporter,jwtKey.existingSecret=k,port={port}"
+        out = debianroot.run(helm, "template", "rel", str(TOP / "packaging/helm/slurm-exporter"),
+                             "--set", values).stdout
+        docs = {d["kind"]: d for d in yaml.safe_load_all(out) if d}
+        pod = docs["Deployment"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        ctx = pod["securityContext"]
+        files = {}  # mount path -> the folder Kubernetes would mount there
+        for volume in pod["volumes"]:
+            (mount,) = [m for m in container["volumeMounts"] if m["name"] == volume["name"]]
+            assert mount["readOnly"] is True
+            folder = tmp_path / volume["name"]
+            folder.mkdir()
+            if "configMap" in volume:
+                for name, text in docs["ConfigMap"]["data"].items():
+                    (folder / name).write_text(text)
+            else:
+                (item,) = volume["secret"]["items"]
+                key = folder / item["path"]
+                key.write_bytes(KEY)
+                os.chown(key, 0, ctx["fsGroup"])
+                key.chmod(volume["secret"]["defaultMode"] | 0o440)
+            files[mount["mountPath"]] = folder
+            (image.root / mount["mountPath"].lstrip("/")).mkdir(parents=True, exist_ok=True)
+        user = f"--userspec={ctx['runAsUser']}:{ctx['runAsGroup']}"
+        env = [f"{k}={v}" for k, v in {**image.env, "HOME": "/nonexistent"}.items()]
+        inside = ["chroot", user, f"--groups={ctx['fsGroup']}", str(image.root),
+                  "/usr/bin/env", "-i", *env]
+        # the volumes, then the root made read-only (readOnlyRootFilesystem), then /proc
+        binds = " && ".join(f'mount --bind -o ro {shlex.quote(str(folder))} "$0{where}"'
+                            for where, folder in files.items())
+        script = (f'mount --bind "$0" "$0" && {binds} && mount -o remount,bind,ro "$0" && '
+                  'mount -t proc proc "$0/proc" && exec "$@"')
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        box = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--propagation", "private",
+             "sh", "-c", script, str(image.root), *inside, *image.entrypoint, *container["args"]],
+            stderr=subprocess.PIPE, text=True)
+        pid1 = 0
+        try:
+            page = ""
+            for _ in range(300):
+                try:
+                    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+                except httpx.HTTPError:
+                    page = ""
+                if 'slurm_exporter_endpoint_up{endpoint="jobs"}' in page or box.poll() is not None:
+                    break
+                time.sleep(0.1)  # polling: the first cycle's end (or the exporter's exit)
+            assert box.poll() is None, box.communicate()[1]
+            assert 'slurm_exporter_endpoint_up{endpoint="jobs"} 1.0' in page, page[-2000:]
+            pid1 = int(Path(f"/proc/{box.pid}/task/{box.pid}/children").read_text().split()[0])
+            status = Path(f"/proc/{pid1}/status").read_text()
+            assert re.search(r"^Uid:\s+9341\s", status, re.M), status
+            for probe in (container["livenessProbe"], container["readinessProbe"]):
+                (port_of,) = [p for p in container["ports"]
+                              if p["name"] == probe["httpGet"]["port"]]
+                url = f"http://127.0.0.1:{port_of['containerPort']}{probe['httpGet']['path']}"
+                assert httpx.get(url, timeout=5).status_code == 200, url
+        finally:
+            os.kill(pid1 or box.pid, signal.SIGTERM)  # what the kubelet sends first
+            _, err = box.communicate(timeout=30)
+    assert box.returncode == 0, err
     assert "Traceback" not in err, err

@@ -253,6 +253,11 @@ def targets_health(processes: Mapping[str, CollectionProcess]) -> Snapshot:
     """What /metrics serves with clusters: the exporter's version, and for each cluster
     (label `target`) whether its last cycle reached every endpoint, when it ended, and its
     collection process' restarts. Each cluster's own metrics are on /probe?target=NAME."""
+    families = [collect_build_info(__version__), *collect_targets(processes)]
+    return Snapshot(render(families), time.time(), all(p.collected for p in processes.values()))
+
+
+def collect_targets(processes: Mapping[str, CollectionProcess]) -> list[Metric]:
     up = GaugeMetricFamily(
         "slurm_exporter_target_up",
         "With clusters: 1 if the cluster's last collection cycle reached every endpoint, "
@@ -278,5 +283,4 @@ def targets_health(processes: Mapping[str, CollectionProcess]) -> Snapshot:
             ended.add_metric([name], snap.created_at)
         for reason in RESTART_REASONS:
             restarts.add_metric([name, reason], float(process.restarts.get(reason, 0)))
-    families = [collect_build_info(__version__), up, ended, restarts]
-    return Snapshot(render(families), time.time(), all(p.collected for p in processes.values()))
+    return [up, ended, restarts]

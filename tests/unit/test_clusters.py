@@ -348,3 +348,32 @@ def test_a_target_is_never_a_url_the_exporter_calls(served: tuple[str, socket.so
     bait.setblocking(False)
     with pytest.raises(BlockingIOError):  # nobody connected to the URL named
         bait.accept()
+
+
+# ------------------------------------------------------------------------ --once, check
+def test_once_reads_the_target_and_check_every_cluster(
+    tmp_path: Path, key: Path, capfdbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    from tests.fakerestd import FakeSlurmrestd
+
+    with FakeSlurmrestd(key=KEY) as fake:
+        cfg = _write(tmp_path, "c.toml", f"""\
+jwt_user = "exporter"
+jwt_key_file = "{key}"
+timeout = 2
+[clusters.up]
+slurmrestd_url = "{fake.url}"
+[clusters.down]
+slurmrestd_url = "http://127.0.0.1:{_free_port()}"
+""")
+        assert cli.main(["--config-file", str(cfg), "--once", "--target", "up"]) == 0
+        out = capfdbinary.readouterr().out
+        assert b'slurm_exporter_endpoint_up{endpoint="jobs"} 1.0' in out
+        assert cli.main(["--config-file", str(cfg), "--once", "--target", "down"]) == 1
+        capfdbinary.readouterr()
+        assert cli.main(["check", "--config-file", str(cfg)]) == 1  # the worst of the two
+        out = capfdbinary.readouterr().out
+        assert out.index(b"== cluster up") < out.index(b"== cluster down")
+        assert cli.main(["check", "--config-file", str(cfg), "--target", "up"]) == 0
+        out = capfdbinary.readouterr().out
+        assert b"== cluster up" in out and b"cluster down" not in out

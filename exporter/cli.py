@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 from exporter import __version__
 from exporter.auth import (
     AuthError,
-    StaticToken,
     TokenSource,
+    auth_mode,
     start_up_check,
     token_source_from_settings,
 )
@@ -113,12 +113,12 @@ def _main_clusters(command: str, settings: Settings, clusters: dict[str, Setting
     tokens, problems = {}, []
     for name, cluster in (clusters if command == "run" and not settings.once else chosen).items():
         try:
-            tokens[name] = token_source_from_settings(cluster)
-            if isinstance(tokens[name], StaticToken):  # SLURM_JWT: one token for them all
+            if auth_mode(cluster) == "token":  # SLURM_JWT: one token for them all
                 raise AuthError(
                     "$SLURM_JWT would be sent to every cluster: give each cluster its own "
                     "jwt_key_file or token_file"
                 )
+            tokens[name] = token_source_from_settings(cluster)
             for warning in start_up_check(tokens[name]):
                 log.warning("cluster %s: %s", name, warning)
         except AuthError as e:

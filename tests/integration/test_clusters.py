@@ -25,8 +25,10 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from tests.fakerestd import FIXTURES, VERSION, FakeSlurmrestd
 from tests.integration.test_dashboards import (
@@ -41,6 +43,7 @@ from tests.integration.test_dashboards import (
 from tests.promql import RULE_FILES, PanelQuery, panel_queries, substitute, variable_queries
 
 TOP = Path(__file__).resolve().parents[2]
+README = (TOP / "README.md").read_text(encoding="utf-8")
 KEY = b"many-clusters-test-key-0123456789"
 WORKING = {"prod": "26.05", "test": "24.11"}  # cluster: release of its recorded answers
 DOWN = "down"
@@ -48,22 +51,17 @@ SCRAPE_JOB = "slurm"
 PANEL_QUERIES = panel_queries()
 
 
-def readme_scrape_configs(exporter: str, targets: list[str]) -> list[dict[str, object]]:
-    """The README's scrape configuration ("Many clusters"), for this exporter's address."""
-    return [
-        {
-            "job_name": SCRAPE_JOB,
-            "metrics_path": "/probe",
-            "static_configs": [{"targets": targets}],
-            "relabel_configs": [
-                {"source_labels": ["__address__"], "target_label": "__param_target"},
-                {"source_labels": ["__param_target"], "target_label": "cluster"},
-                {"source_labels": ["__param_target"], "target_label": "instance"},
-                {"target_label": "__address__", "replacement": exporter},
-            ],
-        },
-        {"job_name": "slurm-exporter", "static_configs": [{"targets": [exporter]}]},
-    ]
+def readme_scrape_configs(exporter: str, targets: list[str]) -> list[dict[str, Any]]:
+    """The README's scrape configuration ("Many clusters"), for this exporter's address
+    and these clusters."""
+    section = README.split("\n## Many clusters\n", 1)[1].split("\n## ", 1)[0]
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", section, re.S)
+                 if "scrape_configs" in b)
+    text = block.replace("slurm-exporter-host:9341", exporter)
+    jobs: list[dict[str, Any]] = yaml.safe_load(text)["scrape_configs"]
+    assert jobs[0]["job_name"] == SCRAPE_JOB and jobs[0]["metrics_path"] == "/probe"
+    jobs[0]["static_configs"] = [{"targets": targets}]
+    return jobs
 
 
 def _fake(release: str) -> FakeSlurmrestd:

@@ -98,6 +98,18 @@ def test_without_clusters_nothing_changes(tmp_path: Path) -> None:
     assert config.settings == load_settings(["--config-file", str(cfg)], environ={})
 
 
+def test_the_readmes_cluster_file_loads(tmp_path: Path) -> None:
+    readme = (TOP / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Many clusters\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert block
+    cfg = _write(tmp_path, "clusters.yaml", block.group(1))
+    config = load_config(["--config-file", str(cfg)], environ={})
+    assert {n: (s.slurmrestd_url, s.interval) for n, s in config.clusters.items()} == {
+        "prod": ("https://slurm-prod:6820", 30.0), "test": ("http://slurm-test:6820", 60.0)
+    }
+
+
 def test_bad_cluster_tables_are_refused_naming_file_and_line(tmp_path: Path, key: Path) -> None:
     cfg = _write(tmp_path, "c.yaml", f"""\
 jwt_user: exporter

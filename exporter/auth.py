@@ -440,23 +440,28 @@ def _warn_if_expiring(expires_at: float | None, now: float, what: str) -> None:
         log.warning("the %s expires in %.0f s and cannot be renewed by the exporter", what, left)
 
 
+def auth_mode(settings: Settings) -> str:
+    """The way of authenticating that the settings ask for, --auth auto resolved; raise
+    AuthError when auto finds none."""
+    if settings.auth != "auto":
+        return settings.auth
+    if settings.jwt_key_file is not None:
+        return "jwt-key"
+    if settings.token_file is not None:
+        return "token-file"
+    if os.environ.get("SLURM_JWT"):
+        return "token"
+    raise AuthError(
+        "no credentials for slurmrestd: pass --jwt-key-file KEY --jwt-user USER "
+        "(tokens renewed automatically), --token-file FILE, set SLURM_JWT, or use "
+        "--auth scontrol / --auth none (UNIX socket)"
+    )
+
+
 def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> TokenSource:
     """Pick the token source the settings ask for; raise AuthError when none is usable."""
-    mode = settings.auth
+    mode = auth_mode(settings)
     env_token = os.environ.get("SLURM_JWT")
-    if mode == "auto":
-        if settings.jwt_key_file is not None:
-            mode = "jwt-key"
-        elif settings.token_file is not None:
-            mode = "token-file"
-        elif env_token:
-            mode = "token"
-        else:
-            raise AuthError(
-                "no credentials for slurmrestd: pass --jwt-key-file KEY --jwt-user USER "
-                "(tokens renewed automatically), --token-file FILE, set SLURM_JWT, or use "
-                "--auth scontrol / --auth none (UNIX socket)"
-            )
     if mode == "jwt-key":
         assert settings.jwt_key_file is not None and settings.jwt_user
         allow = settings.jwt_key_file_allow_insecure_permissions

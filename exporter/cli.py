@@ -8,17 +8,28 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from exporter import __version__
-from exporter.auth import AuthError, TokenSource, start_up_check, token_source_from_settings
+from exporter.auth import (
+    AuthError,
+    TokenSource,
+    auth_mode,
+    start_up_check,
+    token_source_from_settings,
+)
 from exporter.logs import setup_logging
 from exporter.settings import (
     ConfigError,
     Settings,
     help_text,
-    load_settings,
+    load_config,
     parse_listen_address,
 )
+
+if TYPE_CHECKING:
+    from exporter.server import App
+    from exporter.worker import CollectionProcess
 
 log = logging.getLogger("exporter")
 
@@ -51,10 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         print(help_text() + USAGE_EXTRA)
         return 0
     try:
-        settings = load_settings(args)
+        config = load_config(args)
     except ConfigError as e:
         return _refuse(str(e))
+    settings = config.settings
     setup_logging(settings.log_level)
+    if config.clusters:
+        return _main_clusters(command, settings, config.clusters)
     # the same start-up checks in every mode: bad configuration stops here, exit 2
     try:
         tokens: TokenSource = token_source_from_settings(settings)
@@ -80,9 +94,73 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
     if settings.once:
         return _once(settings, tokens)
 
-    from exporter.server import make_app, serve
-    from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
+    from exporter.server import make_app
     from exporter.worker import CollectionProcess
+
+    collection = CollectionProcess(settings)
+    app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
+    reading = (
+        f"reading {settings.slurmrestd_url} every {settings.interval:g}s "
+        f"(token {tokens.description})"
+    )
+    return _serve(settings, app, reading, [collection])
+
+
+def _main_clusters(command: str, settings: Settings, clusters: dict[str, Settings]) -> int:
+    """With clusters: the start-up checks of each one, then check (--target's, else every
+    cluster in turn), --once (--target's) or the server (every cluster)."""
+    chosen = {n: s for n, s in clusters.items() if settings.target in (None, n)}
+    tokens, problems = {}, []
+    for name, cluster in (clusters if command == "run" and not settings.once else chosen).items():
+        try:
+            if auth_mode(cluster) == "token":  # SLURM_JWT: one token for them all
+                raise AuthError(
+                    "$SLURM_JWT would be sent to every cluster: give each cluster its own "
+                    "jwt_key_file or token_file"
+                )
+            tokens[name] = token_source_from_settings(cluster)
+            for warning in start_up_check(tokens[name]):
+                log.warning("cluster %s: %s", name, warning)
+        except AuthError as e:
+            problems.append(f"cluster {name}: {e}")
+    if problems:
+        return _refuse("\n".join(problems))
+    if command == "check":
+        from exporter.check import run_check
+
+        worst = 0
+        for name, cluster in chosen.items():
+            print(f"== cluster {name}", flush=True)
+            worst = max(worst, run_check(cluster, tokens=tokens[name]))
+        return worst
+    if settings.once:  # load_config made sure that --target names one
+        name = str(settings.target)
+        return _once(clusters[name], tokens[name])
+    return _serve_clusters(settings, clusters)
+
+
+def _serve_clusters(settings: Settings, clusters: dict[str, Settings]) -> int:
+    from exporter.server import make_app
+    from exporter.worker import CollectionProcess, targets_health
+
+    processes = {n: CollectionProcess(s, target=n) for n, s in clusters.items()}
+    probes = {n: (lambda p=p: p.snapshot) for n, p in processes.items()}
+    app = make_app(
+        lambda: targets_health(processes), settings.telemetry_path, "", probes=probes
+    )
+    reading = f"and /probe?target=NAME for the clusters {', '.join(clusters)}"
+    for name, cluster in clusters.items():
+        log.info("cluster %s: reading %s every %gs", name, cluster.slurmrestd_url,
+                 cluster.interval)
+    return _serve(settings, app, reading, list(processes.values()))
+
+
+def _serve(
+    settings: Settings, app: App, reading: str, collections: list[CollectionProcess]
+) -> int:
+    """Serve `app` while each collection process runs (one thread each), until a signal."""
+    from exporter.server import serve
+    from exporter.webconfig import WebConfig, WebConfigError, load_web_config, protect
 
     web = WebConfig(path=Path())
     if settings.web_config_file is not None:
@@ -90,9 +168,7 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
             web = load_web_config(settings.web_config_file)
         except WebConfigError as e:
             return _refuse(str(e))
-    collection = CollectionProcess(settings)
     host, port = parse_listen_address(settings.listen_address)
-    app = make_app(lambda: collection.snapshot, settings.telemetry_path, settings.slurmrestd_url)
     app = protect(app, web)
     try:
         httpd, _ = serve(host, port, app, web.tls, settings.web_max_connections)
@@ -104,15 +180,13 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
         )
         return 2
     log.info(
-        "serving %s://%s:%d%s%s, reading %s every %gs (token %s)",
+        "serving %s://%s:%d%s%s, %s",
         web.scheme,
         host or "0.0.0.0",
         port,
         settings.telemetry_path,
         " with basic auth" if web.users else "",
-        settings.slurmrestd_url,
-        settings.interval,
-        tokens.description,
+        reading,
     )
     stop = threading.Event()
 
@@ -122,9 +196,18 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    others = [
+        threading.Thread(target=c.run, args=(stop,), name=f"collection-{c.target}")
+        for c in collections[1:]
+    ]
+    for thread in others:
+        thread.start()
     try:
-        collection.run(stop)
+        collections[0].run(stop)
     finally:
+        stop.set()
+        for thread in others:
+            thread.join()
         httpd.shutdown()
     return 0
 

@@ -6,11 +6,13 @@ import logging
 import sys
 
 
-def setup_logging(level: str) -> None:
-    """logfmt-like lines on stderr (journald, docker logs) at `level` and above."""
+def setup_logging(level: str, target: str = "") -> None:
+    """logfmt-like lines on stderr (journald, docker logs) at `level` and above; with
+    `target` (a cluster of --config-file), each line names it."""
+    named = f" target={target}" if target else ""
     logging.basicConfig(
         level=level.upper(),
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s",
+        format=f"ts=%(asctime)s level=%(levelname)s logger=%(name)s{named} msg=%(message)s",
         stream=sys.stderr,
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise

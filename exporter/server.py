@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import html
 import io
 import logging
 import os
@@ -13,7 +14,8 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +40,34 @@ _LANDING = """<!doctype html>
 """
 
 
+_LANDING_CLUSTERS = """<!doctype html>
+<html><head><title>Slurm exporter</title></head>
+<body><h1>Slurm exporter {version}</h1>
+<p>Prometheus metrics of each cluster on <code>/probe?target=NAME</code>; the exporter's own
+health on <a href="{path}">{path}</a>.</p>
+<ul>{links}<li><a href="/-/healthy">/-/healthy</a></li></ul>
+</body></html>
+"""
+
+
 def make_app(
-    snapshot: Callable[[], Snapshot], telemetry_path: str, target: str
+    snapshot: Callable[[], Snapshot],
+    telemetry_path: str,
+    target: str,
+    probes: Mapping[str, Callable[[], Snapshot]] | None = None,
 ) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    landing = _LANDING.format(version=__version__, target=target, path=telemetry_path).encode()
+    """`probes`: with clusters, each cluster's snapshot by name, served on
+    /probe?target=NAME (`snapshot` is then the exporter's own health)."""
+    landing = _LANDING.format(
+        version=__version__, target=html.escape(target), path=telemetry_path
+    ).encode()
+    if probes is not None:
+        links = "".join(
+            f'<li><a href="/probe?target={n}">/probe?target={n}</a></li>' for n in probes
+        )  # names are CLUSTER_NAME_RE: nothing to escape
+        landing = _LANDING_CLUSTERS.format(
+            version=__version__, path=telemetry_path, links=links
+        ).encode()
     last_gzip: tuple[Snapshot | None, bytes] = (None, b"")
 
     def gzipped(snap: Snapshot) -> bytes:
@@ -56,17 +82,27 @@ def make_app(
             last_gzip = (snap, body)
         return body
 
+    def exposition(
+        snap: Snapshot, environ: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes]:
+        body = snap.exposition
+        headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
+        if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
+            body = gzipped(snap)
+            headers.append(("Content-Encoding", "gzip"))
+        start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
+        return [body]
+
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path == telemetry_path:
-            snap = snapshot()
-            body = snap.exposition
-            headers = [("Content-Type", CONTENT_TYPE), ("Vary", "Accept-Encoding")]
-            if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING", "")):
-                body = gzipped(snap)
-                headers.append(("Content-Encoding", "gzip"))
-            start_response("200 OK", [*headers, ("Content-Length", str(len(body)))])
-            return [body]
+            return exposition(snapshot(), environ, start_response)
+        if path == "/probe":
+            chosen = _probe_target(environ.get("QUERY_STRING", ""), probes)
+            if isinstance(chosen, bytes):  # why not
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [chosen]
+            return exposition(chosen(), environ, start_response)
         if path == "/-/healthy":
             start_response("200 OK", [("Content-Type", "text/plain")])
             return [b"OK\n"]
@@ -77,6 +113,28 @@ def make_app(
         return [b"Not Found\n"]
 
     return app
+
+
+def _probe_target(
+    query: str, probes: Mapping[str, Callable[[], Snapshot]] | None
+) -> Callable[[], Snapshot] | bytes:
+    """The snapshot of the cluster that /probe?target=NAME names, or why not (the text
+    of a 400). Only a configured name is ever looked up: the exporter never calls a
+    host that a request names."""
+    if probes is None:
+        return (
+            b"no clusters configured: /probe serves the clusters of --config-file's clusters "
+            b"table; this exporter serves its one cluster on /metrics\n"
+        )
+    known = ", ".join(probes)
+    targets = urllib.parse.parse_qs(query).get("target", [])
+    if len(targets) != 1:
+        return f"give one target: /probe?target=NAME (targets: {known})\n".encode()
+    chosen = probes.get(targets[0])
+    if chosen is None:
+        shown = repr(targets[0][:100])
+        return f"unknown target {shown} (targets: {known})\n".encode(errors="replace")
+    return chosen
 
 
 def accepts_gzip(accept_encoding: str) -> bool:

@@ -74,6 +74,20 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
 }
 
 
+# --- many clusters: the `clusters` table of --config-file
+# Settings of the whole exporter (its web server, its logs, its mode), not of one cluster:
+# refused inside a cluster table.
+GLOBAL_ONLY = frozenset({
+    "listen_address", "telemetry_path", "web_max_connections", "web_config_file",
+    "log_level", "config_file", "once", "target",
+})
+# Keys that would hold a secret in the file itself: a cluster's secrets come by file only
+# (jwt_key_file, token_file), so that the config file can be readable by others.
+INLINE_SECRETS = frozenset({"token", "jwt", "jwt_key", "slurm_jwt", "key", "password", "secret"})
+# A cluster's name is the target= of /probe and a Prometheus label value.
+CLUSTER_NAME_RE = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 class ConfigError(Exception):
     """A setting is invalid; the message names it and says what is expected."""
 
@@ -231,7 +245,13 @@ class Settings(BaseModel):
     config_file: Path | None = Field(
         None,
         description="TOML, YAML (.yaml, .yml) or JSON (.json) file of settings (keys as "
-        "the flags, without --)",
+        "the flags, without --), and optionally a clusters table: one exporter for many "
+        "clusters, each served on /probe?target=NAME",
+    )
+    target: str | None = Field(
+        None,
+        description="with clusters in --config-file: the cluster that --once (required) "
+        "and check (unset: every cluster in turn) read",
     )
 
     @field_validator("slurmrestd_url")
@@ -504,13 +524,33 @@ def _from_env(environ: Mapping[str, str]) -> tuple[dict[str, _Value], list[str]]
     return values, problems
 
 
-def _parse_file(path: Path, text: str) -> Any:
+def _parse_file(path: Path, text: str, duplicates: list[tuple[str, int | None]]) -> Any:
+    """The file's data; keys set twice in one mapping go to `duplicates` (key, line)
+    (TOML refuses them itself; YAML and JSON would silently keep the last)."""
     if path.suffix == ".json":
-        return json.loads(text)
+        def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+            seen: dict[str, Any] = {}
+            for key, value in items:
+                if key in seen:
+                    duplicates.append((key, None))
+                seen[key] = value
+            return seen
+
+        return json.loads(text, object_pairs_hook=pairs)
     if path.suffix in (".yaml", ".yml"):
         import yaml  # only needed for YAML config files
 
-        return yaml.safe_load(text) or {}
+        class Loader(yaml.SafeLoader):
+            def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+                seen = set()
+                for key_node, _ in node.value:
+                    key = str(key_node.value)
+                    if key in seen:
+                        duplicates.append((key, key_node.start_mark.line + 1))
+                    seen.add(key)
+                return super().construct_mapping(node, deep)
+
+        return yaml.load(text, Loader=Loader) or {}  # a SafeLoader: no object tags
     return tomllib.loads(text)
 
 
@@ -520,46 +560,78 @@ def _file_kind(path: Path) -> str:
     return "YAML" if path.suffix in (".yaml", ".yml") else "TOML"
 
 
-def _line_of(text: str, key: str) -> int | None:
-    """The line where `key` is set (TOML key =, YAML key:, JSON "key":), for messages."""
-    pattern = re.compile(rf"""(^|[\s{{,])["']?{re.escape(key)}["']?\s*[=:]""")
+def _line_of(text: str, key: str, start: int = 1) -> int | None:
+    """The first line from `start` where `key` is set (TOML key =, YAML key:, JSON
+    "key":, a TOML table [clusters.key]), for messages."""
+    pattern = re.compile(
+        rf"""(^|[\s{{,])["']?{re.escape(key)}["']?\s*[=:]|\.["']?{re.escape(key)}["']?\s*\]"""
+    )
     for number, line in enumerate(text.splitlines(), 1):
-        if pattern.search(line):
+        if number >= start and pattern.search(line):
             return number
     return None
 
 
-def _from_file(path: Path, where: str) -> tuple[dict[str, _Value], list[str]]:
+@dataclass(frozen=True, slots=True)
+class _File:
+    values: dict[str, _Value]  # top-level settings
+    problems: list[str]
+    clusters: Any = None  # the `clusters` table as read, if any
+    path: Path = Path()
+    text: str = ""
+
+    def at(self, key: str, start: int = 1) -> str:
+        line = _line_of(self.text, key, start)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+
+def _from_file(path: Path, where: str) -> _File:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) else "not UTF-8 text"
-        return {}, [f"{where}: cannot read {path}: {reason}"]
+        return _File({}, [f"{where}: cannot read {path}: {reason}"])
     kind = _file_kind(path)
+    duplicates: list[tuple[str, int | None]] = []
     try:
-        data = _parse_file(path, text)
+        data = _parse_file(path, text, duplicates)
     except Exception as e:  # each parser raises its own error types
         detail = " ".join(str(e).split())
-        return {}, [
+        return _File({}, [
             f"{path}: not valid {kind} ({detail}); config files are TOML, YAML (.yaml, .yml) "
             "or JSON (.json)"
-        ]
+        ])
     if not isinstance(data, dict):
-        return {}, [f"{path}: expected a mapping of setting: value, got {type(data).__name__}"]
-    values, problems = {}, []
+        return _File({}, [
+            f"{path}: expected a mapping of setting: value, got {type(data).__name__}"
+        ])
+    problems = [
+        f"{path}:{line or _last_line_of(text, key)}: key '{key}' set twice"
+        for key, line in duplicates
+    ]
+    read = _File({}, problems, data.get("clusters"), path, text)
     keys = [f.replace("_", "-") for f in Settings.model_fields]
     for key, value in data.items():
-        line = _line_of(text, str(key))
-        at = f"{path}:{line}" if line else str(path)
+        at = read.at(str(key))
         field = str(key).replace("-", "_")  # both spellings: slurmrestd-url, slurmrestd_url
+        if field == "clusters":
+            continue
         if field not in Settings.model_fields:
             suggestion = _did_you_mean(str(key).replace("_", "-"), keys)
             if isinstance(value, dict) and not suggestion:
                 suggestion = " (settings are top-level keys, not sections)"
             problems.append(f"{at}: unknown key '{key}'{suggestion}")
         else:
-            values[field] = _Value(value, f"{at}: {key}")
-    return values, problems
+            read.values[field] = _Value(value, f"{at}: {key}")
+    return read
+
+
+def _last_line_of(text: str, key: str) -> int:
+    """The line of the last place `key` is set (the second of a duplicate)."""
+    line, found = 1, 0
+    while (at := _line_of(text, key, line)) is not None:
+        found, line = at, at + 1
+    return found
 
 
 _TYPE_MESSAGES = {
@@ -610,20 +682,121 @@ def describe_validation_error(err: ValidationError, sources: Mapping[str, _Value
 
 def load_settings(args: list[str], environ: Mapping[str, str] | None = None) -> Settings:
     """Parse flags, the environment and --config-file; raise ConfigError (every problem,
-    one line each) when anything is invalid."""
+    one line each) when anything is invalid. The settings of the exporter itself (of its
+    one cluster when the file names no clusters): see load_config for the clusters."""
+    return load_config(args, environ).settings
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The exporter's settings and, when --config-file has a clusters table, the settings
+    of each cluster (top-level keys, variables and flags as defaults, the cluster's own
+    keys over them)."""
+
+    settings: Settings
+    clusters: dict[str, Settings]
+
+
+def load_config(args: list[str], environ: Mapping[str, str] | None = None) -> Config:
+    """load_settings, with the clusters of --config-file, each validated as the settings
+    of a one-cluster exporter are."""
     env = os.environ if environ is None else environ
     flags = _from_flags(args)
     variables, problems = _from_env(env)
-    file_values: dict[str, _Value] = {}
+    read = _File({}, [])
     config = flags.get("config_file") or variables.get("config_file")
     if config is not None:
-        file_values, file_problems = _from_file(Path(str(config.value)), config.where)
-        problems += file_problems
-    sources = {**file_values, **variables, **flags}
+        read = _from_file(Path(str(config.value)), config.where)
+        problems += read.problems
+    sources = {**read.values, **variables, **flags}
+    settings = None
     try:
         settings = Settings.model_validate({k: v.value for k, v in sources.items()})
     except ValidationError as e:
         problems.append(describe_validation_error(e, sources))
-    if problems:
+    clusters: dict[str, Settings] = {}
+    if read.clusters is not None:
+        clusters = _clusters(read, sources, problems)
+    if settings is not None:
+        problems += _check_target(settings, clusters, sources)
+    if problems or settings is None:
         raise ConfigError("\n".join(problems))
-    return settings
+    return Config(settings, clusters)
+
+
+def _clusters(
+    read: _File, defaults: Mapping[str, _Value], problems: list[str]
+) -> dict[str, Settings]:
+    at = read.at("clusters")
+    if not isinstance(read.clusters, dict) or not read.clusters:
+        problems.append(f"{at}: clusters: expected a table of NAME: {{settings}}")
+        return {}
+    start = _line_of(read.text, "clusters") or 1
+    out = {}
+    for name, table in read.clusters.items():
+        cluster = _cluster(read, str(name), table, defaults, start, problems)
+        if cluster is not None:
+            out[str(name)] = cluster
+    return out
+
+
+def _cluster(
+    read: _File, name: str, table: Any, defaults: Mapping[str, _Value], start: int,
+    problems: list[str],
+) -> Settings | None:
+    """One cluster's settings, or None with its problems added to `problems`."""
+    start = _line_of(read.text, name, start) or start
+    before = len(problems)
+    if not CLUSTER_NAME_RE.fullmatch(name):
+        problems.append(
+            f"{read.at(name, start)}: cluster name {name!r}: use only letters, digits, "
+            "'_', '.' and '-' (it is the target= of /probe)"
+        )
+    if not isinstance(table, dict):
+        problems.append(f"{read.at(name, start)}: clusters.{name}: expected a table of settings")
+        return None
+    own: dict[str, _Value] = {}
+    keys = [f.replace("_", "-") for f in Settings.model_fields if f not in GLOBAL_ONLY]
+    for key, value in table.items():
+        at, field = read.at(str(key), start), str(key).replace("-", "_")
+        what = f"{at}: clusters.{name}.{key}"
+        if field in INLINE_SECRETS:
+            problems.append(
+                f"{what}: no secret in the config file: put it in a file only the "
+                "exporter can read and give its path as jwt_key_file or token_file"
+            )
+        elif field in GLOBAL_ONLY:
+            problems.append(
+                f"{what}: a setting of the whole exporter, not of one cluster: set it at "
+                "the top level"
+            )
+        elif field not in Settings.model_fields:
+            problems.append(
+                f"{what}: unknown key{_did_you_mean(str(key).replace('_', '-'), keys)}"
+            )
+        elif field in own:
+            problems.append(f"{what}: set twice (as {own[field].where.rsplit('.', 1)[-1]})")
+        else:
+            own[field] = _Value(value, what)
+    sources = {**defaults, **own}  # the keys refused above aside: every problem at once
+    try:
+        settings = Settings.model_validate({k: v.value for k, v in sources.items()})
+        return settings if len(problems) == before else None
+    except ValidationError as e:
+        for line in describe_validation_error(e, sources).splitlines():
+            # a problem with a default: say which cluster it breaks
+            named = f"clusters.{name}." in line
+            problems.append(line if named else f"{read.at(name, start)}: cluster {name}: {line}")
+        return None
+
+
+def _check_target(
+    settings: Settings, clusters: Mapping[str, Settings], sources: Mapping[str, _Value]
+) -> list[str]:
+    where = sources["target"].where if "target" in sources else "--target"
+    known = ", ".join(clusters) or "none"
+    if settings.target is not None and settings.target not in clusters:
+        return [f"{where}: no cluster {settings.target!r} in --config-file (clusters: {known})"]
+    if clusters and settings.once and settings.target is None:
+        return [f"--once: with clusters, name the one to read with --target (clusters: {known})"]
+    return []

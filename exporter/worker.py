@@ -19,11 +19,14 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from exporter import __version__
+from exporter.collectors.health import collect_build_info
 from exporter.cycle import Snapshot, first_snapshot, render
 from exporter.pipe import (
     FrameError,
@@ -82,19 +85,27 @@ def stall_bound(settings: Settings) -> float:
 class CollectionProcess:
     """Supervises the collection process and holds the last snapshot it sent."""
 
-    def __init__(self, settings: Settings, stall_after: float | None = None) -> None:
+    def __init__(
+        self, settings: Settings, stall_after: float | None = None, target: str = ""
+    ) -> None:
         self._settings = settings
+        self.target = target  # with clusters: the cluster's name
+        self.collected = False  # a snapshot came from a cycle (not first_snapshot's)
         self._stall_after = stall_bound(settings) if stall_after is None else stall_after
         self.snapshot: Snapshot = first_snapshot()
         self._last_frame = time.monotonic()
         self._bad_frame = False
         self.restarts: Counter[str] = Counter()
 
+    @property
+    def _named(self) -> str:
+        return f"cluster {self.target}: " if self.target else ""
+
     def run(self, stop: threading.Event) -> None:
         """Keep a collection process running until `stop` is set."""
         while not stop.is_set():
             started = time.monotonic()
-            proc = _start_child(self._settings, dict(self.restarts))
+            proc = _start_child(self._settings, dict(self.restarts), self.target)
             self._last_frame, self._bad_frame = time.monotonic(), False
             reader = threading.Thread(
                 target=self._read_snapshots, args=(proc,), name="snapshots", daemon=True
@@ -109,8 +120,8 @@ class CollectionProcess:
             self.restarts[reason] += 1
             if reason == "exited":
                 log.error(
-                    "the collection process exited (code %s); starting a new one",
-                    proc.returncode,
+                    "%sthe collection process exited (code %s); starting a new one",
+                    self._named, proc.returncode,
                 )
             pause = min(self._settings.interval, 10.0) - (time.monotonic() - started)
             stop.wait(max(0.0, pause))
@@ -121,9 +132,9 @@ class CollectionProcess:
             silent = time.monotonic() - self._last_frame
             if silent > self._stall_after:
                 log.error(
-                    "no snapshot from the collection process for %.0f s (limit: --interval "
+                    "%sno snapshot from the collection process for %.0f s (limit: --interval "
                     "+ %d x --timeout + %.0f s): its cycle is stuck; starting a new one",
-                    silent, _SERIAL_REQUESTS, _STALL_MARGIN,
+                    self._named, silent, _SERIAL_REQUESTS, _STALL_MARGIN,
                 )
                 return True
             stop.wait(min(0.5, self._stall_after / 4))
@@ -134,20 +145,27 @@ class CollectionProcess:
         try:
             while (payload := read_frame(proc.stdout)) is not None:
                 self.snapshot = decode_snapshot(payload)
+                self.collected = True
                 self._last_frame = time.monotonic()
         except (FrameError, OSError) as e:  # start afresh rather than trust the rest
-            log.error("bad snapshot from the collection process (%s); starting a new one", e)
+            log.error(
+                "%sbad snapshot from the collection process (%s); starting a new one",
+                self._named, e,
+            )
             self._bad_frame = True
             with contextlib.suppress(OSError):
                 proc.kill()
 
 
-def _start_child(settings: Settings, restarts: dict[str, int]) -> subprocess.Popen[bytes]:
+def _start_child(
+    settings: Settings, restarts: dict[str, int], target: str = ""
+) -> subprocess.Popen[bytes]:
     import exporter
 
     top = str(Path(exporter.__file__).resolve().parent.parent)
+    # the target's name (CLUSTER_NAME_RE: no option, no space) names it in `ps` too
     proc = subprocess.Popen(
-        [sys.executable, "-I", "-c", _BOOT, top],
+        [sys.executable, "-I", "-c", _BOOT, top, *([target] if target else [])],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         close_fds=True,
@@ -196,7 +214,7 @@ def child_main() -> None:
     if payload is None:
         return  # the server process went before sending the settings
     settings, restarts = decode_start(payload)
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, target=sys.argv[2] if len(sys.argv) > 2 else "")
     restarted = render([collect_restarts(restarts)])  # the same in every snapshot
     stop = threading.Event()
 
@@ -226,3 +244,43 @@ def child_main() -> None:
         collection.run_in_process(stop, publish)
     finally:
         collection.close()
+
+
+# --- many clusters: the exporter's own health on /metrics --------------------------
+
+
+def targets_health(processes: Mapping[str, CollectionProcess]) -> Snapshot:
+    """What /metrics serves with clusters: the exporter's version, and for each cluster
+    (label `target`) whether its last cycle reached every endpoint, when it ended, and its
+    collection process' restarts. Each cluster's own metrics are on /probe?target=NAME."""
+    families = [collect_build_info(__version__), *collect_targets(processes)]
+    return Snapshot(render(families), time.time(), all(p.collected for p in processes.values()))
+
+
+def collect_targets(processes: Mapping[str, CollectionProcess]) -> list[Metric]:
+    up = GaugeMetricFamily(
+        "slurm_exporter_target_up",
+        "With clusters: 1 if the cluster's last collection cycle reached every endpoint, "
+        "0 if one failed or no cycle has ended yet (its /probe says which and why)",
+        labels=["target"],
+    )
+    ended = GaugeMetricFamily(
+        "slurm_exporter_target_last_collection_timestamp_seconds",
+        "With clusters: when the cluster's last collection cycle ended, as a Unix time; "
+        "absent until one has",
+        labels=["target"],
+    )
+    restarts = CounterMetricFamily(
+        "slurm_exporter_target_collection_process_restarts",
+        "With clusters: the cluster's collection processes started again since the exporter "
+        "started, by reason (as slurm_exporter_collection_process_restarts_total)",
+        labels=["target", "reason"],
+    )
+    for name, process in processes.items():
+        snap = process.snapshot
+        up.add_metric([name], 1.0 if process.collected and snap.all_up else 0.0)
+        if process.collected:
+            ended.add_metric([name], snap.created_at)
+        for reason in RESTART_REASONS:
+            restarts.add_metric([name, reason], float(process.restarts.get(reason, 0)))
+    return [up, ended, restarts]

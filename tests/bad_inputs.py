@@ -134,6 +134,20 @@ def _cases() -> list[Case]:
                   files={"c.json": "interval = 60\n"}))
     c.append(Case(["--config-file", "$TMP/c.toml", "--auth", "none"],
                   env={"SLURM_EXPORTER_INTERVAL": "0"}, files={"c.toml": "interval = 60\n"}))
+    # the clusters of the config file (README "Many clusters")
+    c.append(Case(["--config-file", "$TMP/c.yaml"], files={"c.yaml": (
+        "jwt_user: exporter\nclusters:\n  prod:\n    slurmrestd_url: http://prod:6820\n"
+        "    token: abc\n    listen_address: ':9342'\n    intervl: 5\n"
+        "  'prod 2': {auth: none}\n"
+    )}))
+    c.append(Case(["--config-file", "$TMP/c.toml"], files={"c.toml": (
+        "[clusters.a]\nauth = 'none'\n[clusters.a]\nauth = 'none'\n"
+    )}))
+    c.append(Case(["--config-file", "$TMP/c.toml", "--once"], files={"c.toml": (
+        "[clusters.a]\nauth = 'none'\n[clusters.b]\nauth = 'none'\n"
+    )}))
+    c.append(Case(["--config-file", "$TMP/c.toml"], env={"SLURM_JWT": "x.y.z"},
+                  files={"c.toml": "[clusters.a]\nslurmrestd_url = 'http://a:6820'\n"}))
     # flags and variables that do not exist
     c.append(Case(["--intreval", "60"]))
     c.append(Case(["--interval=60", "--no-once", "--jwt-keyfile", "k"]))

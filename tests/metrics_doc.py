@@ -18,7 +18,7 @@ from exporter.api.versions import adapter_for
 from exporter.collectors import COLLECTORS
 from exporter.collectors.health import EndpointHealth, TokenHealth, collect_health
 from exporter.settings import load_settings
-from exporter.worker import collect_restarts
+from exporter.worker import CollectionProcess, collect_restarts, collect_targets
 
 TOP = Path(__file__).resolve().parents[1]
 FIXTURES = TOP / "tests" / "fixtures"
@@ -72,6 +72,10 @@ def all_families() -> list[tuple[str, Metric]]:
     )
     out += [("health", fam) for fam in health]
     out.append(("health (server mode)", collect_restarts({})))
+    # /metrics with clusters (/probe?target=NAME serves each cluster's families above)
+    process = CollectionProcess(settings, target="a")
+    process.collected = True
+    out += [("health (/metrics with clusters)", f) for f in collect_targets({"a": process})]
     return out
 
 

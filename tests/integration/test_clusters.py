@@ -196,7 +196,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def test_each_clusters_series_arrive_with_its_cluster_label(stack: Stack) -> None:
     prom = stack.prometheus
     for name in WORKING:
-        jobs = prom.query(f'sum(slurm_jobs{{job="{SCRAPE_JOB}", cluster="{name}"}})')
+        jobs = prom.query(f'sum(slurm_jobs_by_state{{job="{SCRAPE_JOB}", cluster="{name}"}})')
         assert jobs and float(jobs[0]["value"][1]) > 0, name
         info = prom.query(f'slurm_info{{cluster="{name}"}}')
         assert [s["metric"]["instance"] for s in info] == [name]

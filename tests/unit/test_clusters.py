@@ -334,8 +334,9 @@ def test_each_probe_serves_its_own_cluster(served: tuple[str, socket.socket]) ->
     big, small = (_http(f"{base}/probe?target={n}")[1] for n in ("big", "small"))
     jobs = 'slurm_exporter_endpoint_up{endpoint="jobs"}'
     assert _value(big, jobs) == _value(small, jobs) == 1.0
-    assert sum(float(v) for v in re.findall(rb"^slurm_jobs\{[^}]*\} (\S+)$", big, re.M)) == 300
-    assert sum(float(v) for v in re.findall(rb"^slurm_jobs\{[^}]*\} (\S+)$", small, re.M)) == 120
+    jobs_line = rb"^slurm_jobs_by_state\{[^}]*\} (\S+)$"
+    assert sum(float(v) for v in re.findall(jobs_line, big, re.M)) == 300
+    assert sum(float(v) for v in re.findall(jobs_line, small, re.M)) == 120
 
 
 def test_a_cluster_down_is_reported_and_the_others_are_up(
@@ -348,7 +349,7 @@ def test_a_cluster_down_is_reported_and_the_others_are_up(
     assert _value(health, 'slurm_exporter_target_up{target="down"}') == 0.0
     assert _value(health, 'slurm_exporter_target_up{target="big"}') == 1.0
     assert _value(health, 'slurm_exporter_target_up{target="small"}') == 1.0
-    assert b"slurm_jobs{" not in health  # /metrics is the exporter's own health
+    assert b"slurm_jobs_by_state{" not in health  # /metrics is the exporter's own health
 
 
 def test_a_target_is_never_a_url_the_exporter_calls(served: tuple[str, socket.socket]) -> None:

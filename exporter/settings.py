@@ -747,10 +747,11 @@ def _cluster(
     """One cluster's settings, or None with its problems added to `problems`."""
     start = _line_of(read.text, name, start) or start
     before = len(problems)
-    if not CLUSTER_NAME_RE.fullmatch(name):
+    # "." and "..": a name is also a folder (the Helm chart mounts each cluster's key there)
+    if not CLUSTER_NAME_RE.fullmatch(name) or name in (".", ".."):
         problems.append(
             f"{read.at(name, start)}: cluster name {name!r}: use only letters, digits, "
-            "'_', '.' and '-' (it is the target= of /probe)"
+            "'_', '.' and '-', not '.' or '..' alone (it is the target= of /probe)"
         )
     if not isinstance(table, dict):
         problems.append(f"{read.at(name, start)}: clusters.{name}: expected a table of settings")

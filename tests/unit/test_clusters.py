@@ -131,8 +131,8 @@ clusters:
     got = _problems(["--config-file", str(cfg)]).splitlines()
     assert got == [
         f"{cfg}:12: key 'prod' set twice",
-        f"{cfg}:5: cluster name 'bad name': use only letters, digits, '_', '.' and '-' "
-        "(it is the target= of /probe)",
+        f"{cfg}:5: cluster name 'bad name': use only letters, digits, '_', '.' and '-', "
+        "not '.' or '..' alone (it is the target= of /probe)",
         f"{cfg}:9: clusters.test.token: no secret in the config file: put it in a file only "
         "the exporter can read and give its path as jwt_key_file or token_file",
         f"{cfg}:10: clusters.test.listen_address: a setting of the whole exporter, not of "
@@ -153,6 +153,8 @@ clusters:
     ('{"clusters": {"a": {"web_config_file": "/x"}}}', "a setting of the whole exporter"),
     ('{"clusters": {"a": {"jwt_key": "secret"}}}', "no secret in the config file"),
     ('{"clusters": {"../x": {}}}', "cluster name '../x'"),
+    ('{"clusters": {"..": {}}}', "cluster name '..'"),
+    ('{"clusters": {".": {}}}', "cluster name '.'"),
     ('{"clusters": []}', "clusters: expected a table of NAME: {settings}"),
     ('{"clusters": {"a": "http://a:6820"}}', "clusters.a: expected a table of settings"),
 ])

@@ -194,9 +194,21 @@ QUERY_STATES: tuple[tuple[str, int], ...] = (
 )
 
 
-def state_query(numbers: bool) -> str:
-    """`state=` with QUERY_STATES: by name, or by number where slurmrestd passes the
-    words to slurmdbd as they are (22.05's dbv0.0.36 and dbv0.0.37 put them in the
-    state_list with slurm_addto_char_list(), jobs.c:100,175 at slurm-22-05-8-1, and
-    slurmdbd reads each with slurm_atoul(): a name would read as 0, PENDING)."""
-    return "state=" + ",".join(str(n) if numbers else name for name, n in QUERY_STATES)
+def state_query(numbers: bool = False, repeat: bool = False) -> str:
+    """The `state` parameter asking for QUERY_STATES.
+
+    slurmrestd's query parser refuses a bare "," (only RFC 3986's unreserved characters
+    pass undecoded: serializer_url_encoded.c:165-171, the same at slurm-22-05-8-1 and
+    slurm-24-11-5-1) and makes a repeated key a list (:98-118). The data_parser (v0.0.40+)
+    takes a list of states, one each, and a string as one state ("Unknown flag
+    RUNNING,COMPLETED" otherwise: data_parser/v0.0.42/parsing.c:386-392): `repeat`.
+    22.05 splits a string on commas (dbv0.0.38/jobs.c _add_list_job_state) but copies a
+    list's words as they are: one string, its commas encoded. 22.05's dbv0.0.36 and
+    dbv0.0.37 copy the words as they are into the state_list (slurm_addto_char_list(),
+    dbv0.0.36/jobs.c:125,175) and slurmdbd reads each with slurm_atoul()
+    (as_mysql_jobacct_process.c:1378-1380): a name would read as 0, PENDING: `numbers`.
+    """
+    words = [str(n) if numbers else name for name, n in QUERY_STATES]
+    if repeat:
+        return "&".join(f"state={w}" for w in words)
+    return "state=" + "%2C".join(words)

@@ -338,7 +338,7 @@ class V0040Adapter:
         query = [
             f"start_time={start}",
             f"end_time={end}",
-            state_query(numbers=False),
+            state_query(repeat=True),
             "show_duplicates=true",
             "disable_truncate_usage_time=true",
         ]

@@ -47,8 +47,13 @@ class Event:
 def job_events(job: AccountedJob) -> list[tuple[EventKind, int]]:
     """The job's events and their times: a start once resources were allocated (not the
     start == end that slurmctld writes for a job cancelled while pending), an end once
-    the record is in an end state."""
+    the record is in an end state. A job never eligible (held, then cancelled) has none:
+    sacct's default window leaves it out (time_eligible must be set:
+    as_mysql_jobacct_process.c:1690-1697 at slurm-24-11-5-1), although slurmdbd's
+    answer to the states asked for has it (24.11 lab)."""
     events: list[tuple[EventKind, int]] = []
+    if job.eligible <= 0:
+        return events
     if job.started and job.start > 0:
         events.append(("start", job.start))
     if job.state in END_STATES and job.end > 0:

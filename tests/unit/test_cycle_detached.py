@@ -111,7 +111,8 @@ def test_a_slow_slurmdbd_never_delays_the_cycle(mock: respx.MockRouter, key_file
     assert value(snap, "slurm_accounting_window_end_timestamp_seconds") == BEFORE + 300
     # the query: the window since the start, the states that start or end jobs
     query = httpx.URL(dbd.calls[0]).params
-    assert query["start_time"] == str(int(BEFORE)) and query["end_time"] == str(int(BEFORE) + 300)
+    assert query["start_time"] == f"uts{int(BEFORE)}"
+    assert query["end_time"] == f"uts{int(BEFORE) + 300}"
     assert "PENDING" not in query.get_list("state") and "skip_steps" in query
 
 
@@ -146,7 +147,7 @@ def test_a_failing_slurmdbd_keeps_the_window_and_the_counters(
     snap = coll.run_once(wait_detached=True)
     # caught up from where the last good poll left off, less the overlap, nothing twice
     params = httpx.URL(dbd.calls[calls]).params
-    assert params["start_time"] == str(int(BEFORE))  # (the overlap reaches the start)
-    assert params["end_time"] == str(int(BEFORE) + 300)
+    assert params["start_time"] == f"uts{int(BEFORE)}"  # (the overlap reaches the start)
+    assert params["end_time"] == f"uts{int(BEFORE) + 300}"
     assert ended(snap) == 1
     assert value(snap, "slurm_accounting_window_end_timestamp_seconds") == BEFORE + 300

@@ -83,14 +83,16 @@ class Window:
         return max(self.started_at, self.cursor - self.overlap)
 
     def chunks(self, now: int) -> list[tuple[int, int]]:
-        """The spans [lo, hi) to ask for, in order, to count up to `now`."""
+        """The spans [lo, hi) to ask for, in order, to count up to `now`; at least one,
+        if empty (the first poll, right at the start): every poll asks slurmdbd, whose
+        answer is the endpoint's health."""
         lo = self.lower_bound()
         spans = []
         while lo < now:
             hi = min(now, lo + self.max_window)
             spans.append((lo, hi))
             lo = hi
-        return spans
+        return spans or [(lo, max(lo, now))]
 
     def count(self, jobs: Iterable[AccountedJob], lo: int, hi: int) -> list[Event]:
         """The events of `jobs` in [lo, hi) not counted before; then the window reaches

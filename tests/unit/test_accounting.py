@@ -337,6 +337,13 @@ def test_memory_stays_bounded() -> None:
     assert len(w.seen) <= 600
 
 
+def test_every_poll_asks_even_right_at_the_start() -> None:
+    w = window(started_at=10_000)
+    assert w.chunks(10_000) == [(10_000, 10_000)]
+    assert w.count([job(1, start=10_000, end=10_000)], 10_000, 10_000) == []
+    assert w.chunks(9_990) == [(10_000, 10_000)]  # a clock set back: nothing, but asked
+
+
 def test_window_refuses_nonsense() -> None:
     with pytest.raises(ValueError):
         Window(started_at=0, max_window=0)

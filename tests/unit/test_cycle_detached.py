@@ -151,3 +151,13 @@ def test_a_failing_slurmdbd_keeps_the_window_and_the_counters(
     assert params["end_time"] == f"uts{int(BEFORE) + 300}"
     assert ended(snap) == 1
     assert value(snap, "slurm_accounting_window_end_timestamp_seconds") == BEFORE + 300
+
+
+def test_the_first_poll_right_at_the_start_asks_slurmdbd(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    route = mock.get(url__startswith=URL + "/slurmdb/v0.0.45/jobs/").respond(404)
+    snap = collection(key_file, Clock(BEFORE)).run_once(wait_detached=True)  # --once
+    assert route.called
+    assert value(snap, "slurm_exporter_endpoint_up", endpoint="accounting") == 0
+    assert any("does not serve /slurmdb/" in f.message for _, f in snap.failures)

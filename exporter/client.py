@@ -296,12 +296,14 @@ def classify_error(
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
     if status == 404 and path.startswith("/slurmdb/") and not errors:
+        # slurmrestd binds /slurmdb/ only with its slurmdbd plugins loaded
+        collector = "accounting" if "/jobs" in path else "slurmdbd"
         return EndpointFailure(
             "not_found",
             f"GET {path}: HTTP 404, slurmrestd serves no /slurmdb/ path: it runs without "
             "slurmdbd (slurm.conf AccountingStorageType=accounting_storage/slurmdbd) or "
-            "without its openapi/slurmdbd plugin (slurmrestd -s). Fix either, or turn "
-            "--collector-slurmdbd off",
+            "without its slurmdbd plugins (slurmrestd -s: openapi/slurmdbd from 23.11, "
+            f"dbv0.0.38 on 22.05). Fix either, or turn --collector-{collector} off",
             status,
         )
     if status == 404 and not _is_auth_failure(path, status, errors, text):

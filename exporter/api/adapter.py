@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
 from exporter.api.model import (
+    AccountedJob,
     ControllerPing,
     Diag,
     Job,
@@ -26,15 +27,15 @@ from exporter.api.model import (
 
 Endpoint = Literal[
     "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
-    "slurmdbd",
+    "slurmdbd", "accounting",
 ]
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
     "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
-    "slurmdbd",
+    "slurmdbd", "accounting",
 )
 # Endpoints served by slurmrestd's slurmdbd plugins: their path under /slurmdb/{version}/
 # (the /slurmdb API version is the /slurm one's number)
-SLURMDB_PATHS: Final[dict[str, str]] = {"slurmdbd": "diag"}
+SLURMDB_PATHS: Final[dict[str, str]] = {"slurmdbd": "diag", "accounting": "jobs"}
 
 
 class Adapter(Protocol):
@@ -81,6 +82,16 @@ class Adapter(Protocol):
     def parse_slurmdbd(self, body: bytes) -> Response[SlurmdbdDiag]:
         """/slurmdb/vX/diag: slurmdbd's own statistics (sacctmgr show stats)."""
         ...
+
+
+    # --- accounting (issue 12): slurmdbd's /slurmdb/vX/jobs ---------------------------
+    def accounting_query(self, start: int, end: int, steps: bool) -> str:
+        """The query (without "?") asking slurmdbd for the job records with an event in
+        [start, end] (Unix times): those that ran then or ended then, pending ones
+        left out; their steps only when `steps`."""
+        ...
+
+    def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]: ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

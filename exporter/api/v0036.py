@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from exporter.api import normalise as norm
+from exporter.api.acctrecord import RawAccountedJob, state_query, to_accounted_job
 from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
 from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.decoding import (
@@ -27,6 +28,7 @@ from exporter.api.decoding import (
 from exporter.api.errors import DecodeError
 from exporter.api.jobrecord import RawJob
 from exporter.api.model import (
+    AccountedJob,
     ControllerPing,
     Diag,
     Job,
@@ -124,6 +126,13 @@ _partitions_decoder = msgspec.json.Decoder(_PartitionsBody)
 _ping_decoder = msgspec.json.Decoder(_PingBody)
 _reservations_decoder = msgspec.json.Decoder(_ReservationsBody)
 _licenses_decoder = msgspec.json.Decoder(_LicensesBody)
+
+
+class _AccountingJobsBody(_Body, kw_only=True):
+    jobs: list[RawAccountedJob]
+
+
+_accounting_jobs_decoder = msgspec.json.Decoder(_AccountingJobsBody)
 
 
 # --- conversion -----------------------------------------------------------------
@@ -254,4 +263,29 @@ class V0036Adapter:
         parsed = decode(_dbd_diag_decoder, body, self._what("slurmdb/diag"))
         return Response(
             self._meta(parsed.meta), to_slurmdbd_diag(parsed.statistics), parsed.warning_texts()
+        )
+
+    # --- accounting (issue 12) ----------------------------------------------------------
+    def accounting_query(self, start: int, end: int, steps: bool) -> str:
+        # start_time/end_time go through parse_time(), which takes "uts<Unix time>"
+        # (src/common/parse_time.c:421-428; dbv0.0.38/jobs.c:183,203 at slurm-22-05-8-1);
+        # the flags default to JOBCOND_FLAG_DUP | JOBCOND_FLAG_NO_TRUNC (jobs.c:552) and
+        # skip_steps adds JOBCOND_FLAG_NO_STEP to them (jobs.c:203-205,318-321)
+        query = [
+            f"start_time=uts{start}",
+            f"end_time=uts{end}",
+            state_query(
+                numbers=self._version < "v0.0.38", requeued=self._version < "v0.0.38"
+            ),
+        ]
+        if not steps:
+            query.append("skip_steps=true")
+        return "&".join(query)
+
+    def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]:
+        parsed = decode(_accounting_jobs_decoder, body, self._what("slurmdb/jobs"))
+        return Response(
+            self._meta(parsed.meta),
+            [to_accounted_job(j) for j in parsed.jobs],
+            parsed.warning_texts(),
         )

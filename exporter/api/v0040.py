@@ -17,6 +17,7 @@ from typing import TypeVar
 import msgspec
 
 from exporter.api import normalise as norm
+from exporter.api.acctrecord import RawAccountedJob, state_query, to_accounted_job
 from exporter.api.adapter import SLURMDB_PATHS, check_endpoint
 from exporter.api.dbdiag import DbdStatistics, to_slurmdbd_diag
 from exporter.api.decoding import (
@@ -30,6 +31,7 @@ from exporter.api.decoding import (
 from exporter.api.errors import SLURM_AUTH_ERROR, SlurmError, SlurmErrorEntry
 from exporter.api.jobrecord import RawJob, state_words
 from exporter.api.model import (
+    AccountedJob,
     ControllerPing,
     Diag,
     Job,
@@ -151,6 +153,13 @@ _ping_decoder = msgspec.json.Decoder(_PingBody)
 _shares_decoder = msgspec.json.Decoder(_SharesBody)
 _reservations_decoder = msgspec.json.Decoder(_ReservationsBody)
 _licenses_decoder = msgspec.json.Decoder(_LicensesBody)
+
+
+class _AccountingJobsBody(_Body, kw_only=True):
+    jobs: list[RawAccountedJob]
+
+
+_accounting_jobs_decoder = msgspec.json.Decoder(_AccountingJobsBody)
 
 _NO_JOB_CHANGES = "No job changes since update_time"
 T = TypeVar("T")
@@ -330,4 +339,34 @@ class V0040Adapter:
         parsed = decode(_licenses_decoder, body, self._what("licenses"))
         return Response(
             self._meta(parsed.meta), [license_(x) for x in parsed.licenses], parsed.warning_texts()
+        )
+
+    # --- accounting (issue 12) ----------------------------------------------------------
+    def accounting_query(self, start: int, end: int, steps: bool) -> str:
+        # start_time/end_time: TIMESTAMP (data_parser parsers.c _parse_timestamp()). From
+        # v0.0.42 a string of digits is read as a number; v0.0.40 and v0.0.41 hand every
+        # string to parse_time() (v0.0.40/parsers.c _parse_timestamp at slurm-24-11-5-1;
+        # 24.11 lab: "Parsing of 1796071872 for timestamp failed"), which takes
+        # "uts<Unix time>" (src/common/parse_time.c:423): that, for every version.
+        # The flags are each a key; once one is
+        # given, slurmrestd no longer adds its defaults JOBCOND_FLAG_DUP |
+        # JOBCOND_FLAG_NO_TRUNC (src/slurmrestd/plugins/openapi/slurmdbd/jobs.c:92-94):
+        # both are asked for by name, whether skip_steps is sent or not
+        query = [
+            f"start_time=uts{start}",
+            f"end_time=uts{end}",
+            state_query(repeat=True),
+            "show_duplicates=true",
+            "disable_truncate_usage_time=true",
+        ]
+        if not steps:
+            query.append("skip_steps=true")
+        return "&".join(query)
+
+    def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]:
+        parsed = decode(_accounting_jobs_decoder, body, self._what("slurmdb/jobs"))
+        return Response(
+            self._meta(parsed.meta),
+            [to_accounted_job(j) for j in parsed.jobs],
+            parsed.warning_texts(),
         )

@@ -409,10 +409,11 @@ def _describe(errors: list[SlurmErrorEntry], names_only: bool = False) -> str:
 
 
 def _root_cause(e: BaseException) -> BaseException | None:
-    seen = e
-    while seen.__cause__ is not None or seen.__context__ is not None:
-        nxt = seen.__cause__ or seen.__context__
-        assert nxt is not None
+    """The first OSError down the chain of causes, else the last cause (None: no cause).
+    A chain can loop (an exception raised again while it is handled): each is seen once."""
+    seen, visited = e, {id(e)}
+    while (nxt := seen.__cause__ or seen.__context__) is not None and id(nxt) not in visited:
+        visited.add(id(nxt))
         seen = nxt
         if isinstance(seen, OSError):
             return seen

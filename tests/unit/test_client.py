@@ -168,6 +168,18 @@ def test_connection_refused_says_what_to_check() -> None:
     assert "connection refused" in e.value.message and "6820" in e.value.message
 
 
+def test_a_cause_chain_that_loops_is_followed_once() -> None:
+    """An exception raised again while it is handled makes a loop of causes: the failure
+    is still classified (it once looped forever, hanging the endpoint's thread)."""
+    first = httpx.ConnectError("[Errno 111] Connection refused")
+    second = RuntimeError("while handling it")
+    first.__context__, second.__context__ = second, first
+    with respx.mock, pytest.raises(EndpointFailure) as e:
+        respx.get(URL + PATH).mock(side_effect=first)
+        _client().get(PATH)
+    assert e.value.reason == "connect" and "connection refused" in e.value.message
+
+
 @respx.mock
 def test_timeout() -> None:
     respx.get(URL + PATH).mock(side_effect=httpx.ReadTimeout("timed out"))

@@ -175,7 +175,7 @@ def test_a_cause_chain_that_loops_is_followed_once() -> None:
     first = httpx.ConnectError("no route")
     second = RuntimeError("while handling it")
     first.__context__, second.__context__ = second, first
-    assert _root_cause(first) is first  # the whole loop seen once, no OSError in it
+    assert _root_cause(first) is second  # the whole loop seen once, no OSError in it
     refused = ConnectionRefusedError(111, "Connection refused")
     second.__context__ = refused
     refused.__context__ = first

@@ -105,8 +105,10 @@ def _time(value: Num) -> int:
 
 
 def _gpus(tres: list[RawTres]) -> dict[str, int]:
-    """Allocated GPUs by type: `gres/gpu:TYPE` entries where there are, else the untyped
-    `gres/gpu` total under "" (slurmdbd stores both: the total and each type's)."""
+    """Allocated GPUs by type: `gres/gpu:TYPE` entries where there are, and what the
+    untyped `gres/gpu` total has beyond them under "": slurmctld adds every GPU to the
+    total but writes a type's entry only when AccountingStorageTRES tracks that type
+    (src/stepmgr/gres_stepmgr.c:2122-2138,2146-2165 at slurm-24-11-5-1)."""
     typed: dict[str, int] = {}
     untyped = 0
     for t in tres:
@@ -118,9 +120,8 @@ def _gpus(tres: list[RawTres]) -> dict[str, int]:
         elif t.name.startswith("gpu:"):
             kind = t.name[4:]
             typed[kind] = typed.get(kind, 0) + count
-    if typed:
-        return typed
-    return {"": untyped} if untyped else {}
+    rest = untyped - sum(typed.values())
+    return {**typed, "": rest} if rest > 0 else typed
 
 
 def _tres_count(tres: list[RawTres], kind: str) -> int:

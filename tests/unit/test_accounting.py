@@ -199,6 +199,17 @@ def test_gpus_by_type_else_untyped() -> None:
     assert _gpus([RawTres("gres", "gpumem", 2)]) == {}
 
 
+def test_gpus_of_an_untracked_type_are_not_lost() -> None:
+    """AccountingStorageTRES=gres/gpu,gres/gpu:a100 and a job given an a100 and a v100:
+    slurmctld adds both to gres/gpu but writes gres/gpu:TYPE only for a tracked type
+    (src/stepmgr/gres_stepmgr.c:2122-2138,2146-2165 at slurm-24-11-5-1): the GPUs no
+    type accounts for are still allocated, under gpu_type=""."""
+    from exporter.api.acctrecord import RawTres, _gpus
+
+    mixed = [RawTres("gres", "gpu", 2), RawTres("gres", "gpu:a100", 1)]
+    assert _gpus(mixed) == {"a100": 1, "": 1}
+
+
 # --- the window ----------------------------------------------------------------------------
 
 

@@ -93,6 +93,10 @@ def accounted_state(words: tuple[str, ...]) -> str:
     upper = {w.strip().upper() for w in words if w}
     if "REQUEUED" in upper:
         return "requeued"
+    # a resized job's record of before the resize (JOB_RESIZING, a flag as REQUEUED:
+    # as_mysql_job.c:1225-1228 at slurm-24-11-5-1), base state PENDING
+    if "RESIZING" in upper:
+        return "resizing"
     for base in BASE_STATES:
         if base in upper:
             return base.lower()

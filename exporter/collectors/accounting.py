@@ -79,6 +79,8 @@ class Tally:
         for event in events:
             if event.kind == "start":
                 self._started(event.job)
+            elif event.kind == "resized":
+                self._used(event.job)
             else:
                 self._ended(event.job)
 
@@ -98,13 +100,16 @@ class Tally:
         if not job.started:
             return
         _observe(self.run, key, RUN_BUCKETS, max(job.end - job.start, 0))
+        self._used(job)
+        if self.options.efficiency:
+            self._efficiency(job)
+
+    def _used(self, job: AccountedJob) -> None:
         usage = self._usage_key(job)
         self.cpu_seconds[usage] += job.cpus * job.elapsed
         self.memory_byte_seconds[usage] += job.memory_bytes * job.elapsed
         for kind, count in job.gpus.items():
             self.gpu_seconds[(usage[0], kind, *usage[1:])] += count * job.elapsed
-        if self.options.efficiency:
-            self._efficiency(job)
 
     def _efficiency(self, job: AccountedJob) -> None:
         allocated = job.cpus * job.elapsed

@@ -35,7 +35,8 @@ END_STATES = frozenset({
     "preempted", "boot_fail", "deadline", "requeued",
 })
 
-EventKind = Literal["start", "end"]
+# "resized": the end of a resized job's record of before the resize (its usage only)
+EventKind = Literal["start", "end", "resized"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,11 @@ def job_events(job: AccountedJob) -> list[tuple[EventKind, int]]:
         events.append(("start", job.start))
     if job.state in END_STATES and job.end > 0:
         events.append(("end", job.end))
+    elif job.state == "resizing" and job.started and job.end > 0:
+        # slurmctld ends the record at the resize and starts a new one, the job goes on
+        # (job_pre/post_resize_acctg(), src/slurmctld/job_mgr.c:15387-15430 at
+        # slurm-24-11-5-1): this record's allocation x Elapsed is usage, not an end
+        events.append(("resized", job.end))
     return events
 
 

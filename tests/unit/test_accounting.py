@@ -407,6 +407,27 @@ def test_ended_by_state_run_time_and_usage() -> None:
     )
 
 
+def test_a_resized_jobs_first_record_adds_its_usage_not_an_end() -> None:
+    """A job resized while running: slurmctld ends its record in state RESIZING at the
+    resize (src/slurmctld/job_mgr.c:15387-15430, as_mysql_job.c:1225-1228 at
+    slurm-24-11-5-1) and starts a new one; the first record's allocation x Elapsed is
+    usage (sacct shows the RESIZING record even without -D: as_mysql_jobacct_process.c
+    :625-627), but the job did not end."""
+    from exporter.api.acctrecord import accounted_state
+
+    body = json.loads((FIXTURES / "slurm-24.11-slurmdbd/slurmdb_v0.0.42_jobs.json").read_text())
+    rec = next(j for j in body["jobs"] if j["job_id"] == 1)
+    rec["state"]["current"] = ["PENDING", "RESIZING"]  # JOB_RESIZING as the data_parser names it
+    rec["time"].update(start=1000, end=1600, elapsed=600)
+    answer = json.dumps({**body, "jobs": [rec]}).encode()
+    fams = tally_of(adapter_for("v0.0.42").parse_accounting_jobs(answer).data)
+    assert value(fams, "slurm_accounting_cpu_seconds_total", account=rec["account"]) == 600
+    assert value(fams, "slurm_accounting_jobs_ended_total", partition=rec["partition"],
+                 state="resizing") == 0
+    assert value(fams, "slurm_accounting_job_run_seconds_count", partition=rec["partition"]) == 0
+    assert accounted_state(("RESIZING",)) == "resizing"  # 22.05: job_state_string()
+
+
 def test_per_account_and_per_user() -> None:
     jobs = [job(1, start=100, end=200, account="a", user="u"),
             job(2, start=100, end=200, account="b", user="v")]

@@ -240,9 +240,14 @@ class AccountingPoller:
         """Ask for every chunk up to `now` and count it; a failure (raised by fetch)
         leaves the window where the last good chunk put it."""
         steps = self.tally.options.efficiency
-        for lo, hi in self.window.chunks(int(now)):
-            jobs = fetch(adapter.accounting_query(lo, hi, steps))
-            self.tally.add(self.window.count(jobs, lo, hi))
+        try:
+            for lo, hi in self.window.chunks(int(now)):
+                jobs = fetch(adapter.accounting_query(lo, hi, steps))
+                self.tally.add(self.window.count(jobs, lo, hi))
+        except Exception:
+            self.window.failed()
+            raise
+        self.window.succeeded()
         return self.families()
 
     def families(self) -> list[Metric]:

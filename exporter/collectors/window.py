@@ -13,7 +13,10 @@ counters afresh). Events already counted in that overlap are remembered, and onl
 the memory forgets every event older than the next lower bound (bounded by the events of
 OVERLAP_SECONDS plus one poll). A failed poll leaves the cursor where it was: the next
 good one asks from there and catches up. A window wider than `max_window` is asked for
-in chunks, one after the other, the cursor following each good chunk.
+in chunks, one after the other, the cursor following each good chunk. After a failed poll
+(slurmdbd down), the span from where the outage began is asked once more by the good poll
+after the first good one: slurmctld sends the starts and ends it queued for slurmdbd once
+slurmdbd is back (its agent queue), which may take longer than that first poll.
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ class Window:
     cursor: int = -1  # the end of the last window counted (-1: started_at)
     # (event, job_id, submit) -> the event's time, for the events of the overlap
     seen: dict[tuple[EventKind, int, int], int] = field(default_factory=dict)
+    # the cursor when an outage began: the lower bound stays there until the second good
+    # poll after it (`recovering`: the first has been) has asked that span again
+    hold: int | None = None
+    recovering: bool = False
 
     def __post_init__(self) -> None:
         if self.cursor < 0:
@@ -86,7 +93,23 @@ class Window:
 
     def lower_bound(self) -> int:
         """The earliest time the next poll counts."""
-        return max(self.started_at, self.cursor - self.overlap)
+        since = self.cursor if self.hold is None else min(self.cursor, self.hold)
+        return max(self.started_at, since - self.overlap)
+
+    def failed(self) -> None:
+        """A poll failed (some chunks may have been counted): hold the outage's start."""
+        if self.hold is None:
+            self.hold = self.cursor
+        self.recovering = False
+
+    def succeeded(self) -> None:
+        """A poll asked every chunk: the second one after an outage releases its hold."""
+        if self.hold is not None:
+            if self.recovering:
+                self.hold, self.recovering = None, False
+                self._forget()
+            else:
+                self.recovering = True
 
     def chunks(self, now: int) -> list[tuple[int, int]]:
         """The spans [lo, hi) to ask for, in order, to count up to `now`; at least one,

@@ -282,6 +282,40 @@ def test_a_failed_poll_then_catch_up() -> None:
     assert kinds(w.count([missed], *w.chunks(10_900)[0])) == [("start", 1), ("end", 1)]
 
 
+def test_a_backlog_that_reaches_slurmdbd_after_the_first_good_poll_is_counted() -> None:
+    """slurmdbd back: slurmctld's queued ends may land after the first good poll asked
+    for them. The next good poll asks the outage's span again; the one after, no more."""
+    adapter = adapter_for("v0.0.42")
+    poller = AccountingPoller(Options(), started_at=10_000, max_window=100_000)
+    in_slurmdbd: list[AccountedJob] = []
+    asked: list[int] = []
+
+    def fetch(query: str) -> list[AccountedJob]:
+        lo = int(query.split("&")[0].removeprefix("start_time=uts"))
+        asked.append(lo)
+        if down:
+            raise EndpointFailure("timeout", "GET /slurmdb/v0.0.42/jobs/: timed out")
+        return [j for j in in_slurmdbd if j.end >= lo]
+
+    down = False
+    poller.poll(adapter, fetch, 10_300)
+    down = True
+    for now in (10_600, 10_900, 11_200):
+        with pytest.raises(EndpointFailure):
+            poller.poll(adapter, fetch, now)
+    down = False
+    poller.poll(adapter, fetch, 11_500)  # slurmdbd back, its backlog not in yet
+    in_slurmdbd.append(job(1, start=10_350, end=10_400))  # ended while slurmdbd was down
+    poller.poll(adapter, fetch, 11_800)
+    poller.poll(adapter, fetch, 12_100)
+    poller.poll(adapter, fetch, 12_400)
+    assert asked[-4:] == [10_000, 10_000, 11_800 - OVERLAP_SECONDS, 12_100 - OVERLAP_SECONDS]
+    fams = poller.families()
+    assert value(fams, "slurm_accounting_jobs_ended_total", partition="debug",
+                 state="completed") == 1
+    assert poller.window.seen == {}  # nothing held once the outage's span is asked again
+
+
 def test_a_long_outage_is_asked_in_chunks_of_max_window() -> None:
     w = window(started_at=10_000, max_window=1000)
     w.count([], *w.chunks(10_300)[0])

@@ -140,7 +140,8 @@ def history_start(release: str) -> int:
     return min(int(line) for line in out.split() if line.isdigit()) - 60
 
 
-def rest_once(rest: Rest, lo: int, hi: int, states: bool, steps: bool) -> tuple[int, int, float, float, int]:
+def rest_once(rest: Rest, lo: int, hi: int, states: bool, steps: bool
+              ) -> tuple[int, int, float, float, int]:
     query = f"start_time=uts{lo}&end_time=uts{hi}"
     if states:
         # one key per state: slurmrestd refuses a bare ',' in a query (HTTP 400 "Unable to

@@ -137,7 +137,7 @@ def _once(settings: Settings, tokens: TokenSource) -> int:
     client = SlurmrestdClient(settings, tokens)
     collection = Collection(settings, client, tokens, report_failures=False)
     try:
-        snap = collection.run_once()
+        snap = collection.run_once(wait_detached=True)
     finally:
         collection.close()
     sys.stdout.buffer.write(snap.exposition)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from exporter.api.versions import adapter_for, update_time_usable
 from exporter.auth import AuthError, TokenSource
 from exporter.client import SlurmrestdClient, slurm_error_failure
 from exporter.collectors import COLLECTORS, EndpointCollector
+from exporter.collectors.accounting import AccountingPoller
 from exporter.collectors.health import (
     EndpointHealth,
     TokenHealth,
@@ -75,6 +76,19 @@ class _EndpointState:
     # the last good normalised data, kept only for an endpoint another one joins (nodes)
     data: Any = None
     served: bool = True  # False: the API version in use has no such endpoint (skipped)
+    # a detached endpoint's call (see _Outcome), from its start until the cycle after it
+    # ended takes in its outcome: while set, the endpoint is not called again
+    inflight: Future[_Outcome] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """What a detached endpoint's call ended with, taken in by the cycle thread (the
+    only one that writes _EndpointState)."""
+
+    families: list[Metric] | None  # None: a failure with nothing new to serve
+    failure: EndpointFailure | None
+    seconds: float
 
 
 # Even when slurmrestd keeps saying nothing changed, fetch everything this often.
@@ -144,6 +158,14 @@ class Collection:
             e: STALE_INTERVALS * i if max_age is None else max_age
             for e, i in self._intervals.items()
         }
+        # the stateful endpoints' state (accounting: its window and totals), kept here
+        # across cycles from the process start on
+        self._pollers: dict[str, AccountingPoller] = {
+            e: poller(settings, clock())
+            for e in self._endpoints
+            if (poller := COLLECTORS[e].poller) is not None
+        }
+        # one thread per endpoint: a detached call in flight holds one, never another's
         self._pool = ThreadPoolExecutor(
             max_workers=max(1, len(self._endpoints)), thread_name_prefix="endpoint"
         )
@@ -154,7 +176,9 @@ class Collection:
         self._client.close()
 
     # ------------------------------------------------------------------ cycle
-    def run_once(self) -> Snapshot:
+    def run_once(self, wait_detached: bool = False) -> Snapshot:
+        """One cycle: call the endpoints due, wait for them but for the detached ones
+        (unless `wait_detached`: --once), publish the snapshot."""
         t0 = time.perf_counter()
         try:
             adapter = self._current_adapter()
@@ -167,14 +191,23 @@ class Collection:
                 st.news = False  # an endpoint not called this cycle has no news either
             # those that join another endpoint's data (reservations: /nodes) once the
             # others are done
+            for e in due:
+                if COLLECTORS[e].detached:
+                    self._states[e].inflight = self._pool.submit(self._detached, adapter, e)
+            attached = [e for e in due if not COLLECTORS[e].detached]
             for wave in (
-                [e for e in due if COLLECTORS[e].joins is None],
-                [e for e in due if COLLECTORS[e].joins is not None],
+                [e for e in attached if COLLECTORS[e].joins is None],
+                [e for e in attached if COLLECTORS[e].joins is not None],
             ):
                 futures = [self._pool.submit(self._call, adapter, e) for e in wave]
                 for fut in futures:
                     fut.result()  # _call never raises; this waits for it
         cycle_seconds = time.perf_counter() - t0
+        if wait_detached:
+            for st in self._states.values():
+                if st.inflight is not None:
+                    st.inflight.result()  # _detached never raises
+        self._take_detached()
         self._log_failures()
         self.snapshot = self._publish(cycle_seconds)
         return self.snapshot
@@ -207,6 +240,8 @@ class Collection:
         due = []
         for e in self._endpoints:
             st = self._states[e]
+            if st.inflight is not None:  # a detached call still running: never two
+                continue
             if not adapter.serves(e):
                 if st.served:  # (a version found again after a 404 may lack it)
                     log.info("%s: not served by API %s; not collected", e, adapter.version)
@@ -285,14 +320,66 @@ class Collection:
         st.last_update, st.full_at = response.last_update, self._clock()
         self._record_success(endpoint, families, time.perf_counter() - t0)
 
+    def _detached(self, adapter: Adapter, endpoint: str) -> _Outcome:
+        """A detached endpoint's call, on its own thread: it writes no shared state (the
+        poller's is its own, one call at a time); the cycle takes in the outcome."""
+        t0 = time.perf_counter()
+        spec = COLLECTORS[endpoint]
+        path = adapter.path(endpoint)
+        poller = self._pollers.get(endpoint)
+        try:
+            if poller is not None:
+
+                def fetch(query: str) -> Any:
+                    response = self._fetch(adapter, spec, path, None, query)
+                    return response.data if response is not None else []
+
+                families = poller.poll(adapter, fetch, self._clock())
+            else:
+                response = self._fetch(adapter, spec, path, None)
+                data = response.data if response is not None else None
+                families = spec.collect(data, self._settings, self._clock())
+        except EndpointFailure as failure:
+            # a stateful endpoint's counters keep what the good chunks counted
+            kept = poller.families() if poller is not None else None
+            return _Outcome(kept, failure, time.perf_counter() - t0)
+        except Exception as e:  # a bug in a parser or collector: report it, don't crash
+            log.exception("%s: unexpected error", endpoint)
+            bug = EndpointFailure("decode", f"GET {path}: unexpected {type(e).__name__}: {e}")
+            return _Outcome(None, bug, time.perf_counter() - t0)
+        return _Outcome(families, None, time.perf_counter() - t0)
+
+    def _take_detached(self) -> None:
+        """Record the outcome of the detached calls that ended since the last cycle."""
+        for endpoint, st in self._states.items():
+            if st.inflight is None or not st.inflight.done():
+                continue
+            outcome = st.inflight.result()
+            st.inflight = None
+            if outcome.failure is None:
+                assert outcome.families is not None
+                self._record_success(endpoint, outcome.families, outcome.seconds)
+                continue
+            self._record_failure(endpoint, outcome.failure, outcome.seconds)
+            if outcome.families is not None:
+                st.families = outcome.families
+
     def _is_joined(self, endpoint: str) -> bool:
         return any(COLLECTORS[e].joins == endpoint for e in self._endpoints)
 
     def _fetch(
-        self, adapter: Adapter, spec: EndpointCollector, path: str, since: int | None
+        self,
+        adapter: Adapter,
+        spec: EndpointCollector,
+        path: str,
+        since: int | None,
+        query: str | None = None,
     ) -> Response[Any] | None:
-        """The decoded answer; None when slurmrestd said nothing changed since `since`."""
-        params = [spec.query(self._settings)] if spec.query is not None else []
+        """The decoded answer; None when slurmrestd said nothing changed since `since`.
+        `query`: the query to send (a poller's), instead of the endpoint's own."""
+        if query is None and spec.query is not None:
+            query = spec.query(self._settings)
+        params = [query] if query else []
         if since is not None:
             params.append(f"update_time={since}")
         query = "?".join([path, "&".join(p for p in params if p)]).rstrip("?")
@@ -354,6 +441,8 @@ class Collection:
         """Stop serving a failing endpoint's last good data once it is too old to pass
         for current (Prometheus then marks its series stale)."""
         if st.dropped or st.last_success is None:
+            return
+        if endpoint in self._pollers:  # counters: their totals hold however old
             return
         age = self._clock() - st.last_success
         if age > self._max_age[endpoint]:

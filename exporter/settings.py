@@ -35,13 +35,18 @@ from pydantic import (
 ENV_PREFIX = "SLURM_EXPORTER_"
 API_VERSION_RE = re.compile(r"^v\d+\.\d+\.\d+$")
 ENDPOINTS = (
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "accounting",
 )
 # Endpoints polled less often than --interval unless --collector-X-interval says otherwise:
 # one line per endpoint. /shares walks every association under slurmctld's association
 # lock and fairshare moves slowly (PriorityCalcPeriod, 5 min by default). Reservations
 # and licenses are small answers whose alerts want fresh data: every cycle.
-DEFAULT_INTERVALS: dict[str, float] = {"shares": 300.0}
+DEFAULT_INTERVALS: dict[str, float] = {
+    "shares": 300.0,
+    # slurmdbd's job table, queried by time window: each poll costs slurmdbd a query
+    "accounting": 300.0,
+}
 
 AuthMode = Literal["auto", "token", "token-file", "jwt-key", "scontrol", "none"]
 
@@ -58,6 +63,10 @@ WEB_MAX_CONNECTIONS_MAX = 900
 # Slurm's auth_p_token_generate() takes the lifespan as an int and refuses <= 0
 # (src/plugins/auth/jwt/auth_jwt.c:752 in slurm-26-05-3-1)
 JWT_LIFESPAN_MAX = 2**31 - 1
+# the widest window asked of slurmdbd at once: a minute to a day (slurmdbd refuses wider
+# than its MaxQueryTimeRange; a failed poll is caught up in chunks of this)
+ACCOUNTING_MAX_WINDOW_MIN = 60.0
+ACCOUNTING_MAX_WINDOW_MAX = 86400.0
 # setting: (lowest, highest, unit)
 BOUNDS: dict[str, tuple[float, float, str]] = {
     "interval": (SECONDS_MIN, INTERVAL_MAX, "seconds"),
@@ -66,6 +75,9 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "jwt_lifespan": (JWT_LIFESPAN_MIN, JWT_LIFESPAN_MAX, "seconds"),
     "stale_data_max_age": (0, STALE_DATA_MAX_AGE_MAX, "seconds"),
     "web_max_connections": (1, WEB_MAX_CONNECTIONS_MAX, "connections"),
+    "accounting_max_window": (
+        ACCOUNTING_MAX_WINDOW_MIN, ACCOUNTING_MAX_WINDOW_MAX, "seconds"
+    ),
 }
 
 
@@ -143,6 +155,12 @@ class Settings(BaseModel):
     collector_shares: bool = Field(
         True, description="fairshare per account (sshare), from Slurm 23.11 (API v0.0.40) on"
     )
+    collector_accounting: bool = Field(
+        False,
+        description="job flows from slurmdbd (sacct): queue waits, how jobs end, run times, "
+        "CPU/GPU/memory usage by account; needs slurmrestd's slurmdbd plugins and puts a "
+        "query on slurmdbd every --collector-accounting-interval",
+    )
     # --collector-X-interval, one per endpoint of ENDPOINTS, made here so that an endpoint
     # added there has its flag, variable and key (the class body's namespace is the
     # model's: pydantic sees these as declared fields; see interval_of)
@@ -168,6 +186,23 @@ class Settings(BaseModel):
         False,
         description="fairshare per user association too (one set per user and account: mind "
         "the cardinality and the size of /shares)",
+    )
+    accounting_per_account: bool = Field(
+        False, description="accounting's queue waits, run times and ended jobs by account too"
+    )
+    accounting_per_user: bool = Field(
+        False, description="accounting's CPU, GPU and memory usage by user too"
+    )
+    accounting_efficiency: bool = Field(
+        False,
+        description="CPU and memory efficiency of ended jobs (histograms by partition); "
+        "asks slurmdbd for the job steps too: larger answers, a heavier query",
+    )
+    accounting_max_window: float = Field(
+        3600.0,
+        description="widest time window asked of slurmdbd at once, in seconds; a longer "
+        "catch-up (after slurmdbd was down) is asked in chunks of this (keep it at most "
+        "slurmdbd.conf's MaxQueryTimeRange)",
     )
     diag_rpc_per_user: bool = Field(
         True,

@@ -33,12 +33,19 @@ FLAG_OF = {  # families that only exist behind a flag (the first matching prefix
     "slurm_account_": "--jobs-per-account",
     "slurm_node_": "--nodes-per-node",
     "slurm_rpc_user_": "--diag-rpc-per-user",
+    "slurm_accounting_job_cpu_efficiency": "--accounting-efficiency",
+    "slurm_accounting_job_memory_efficiency": "--accounting-efficiency",
+    "slurm_accounting_": "--collector-accounting; every --collector-accounting-interval, "
+    "300 s",
 }
 
 
 def all_families() -> list[tuple[str, Metric]]:
     """(collector, family) for every family, every optional one switched on."""
-    settings = load_settings(["--auth", "none", "--nodes-per-node", "--shares-per-user"])
+    settings = load_settings([
+        "--auth", "none", "--nodes-per-node", "--shares-per-user", "--accounting-per-account",
+        "--accounting-per-user", "--accounting-efficiency",
+    ])
     adapter = adapter_for("v0.0.45")
     out: list[tuple[str, Metric]] = []
 
@@ -51,6 +58,13 @@ def all_families() -> list[tuple[str, Metric]]:
         return COLLECTORS[endpoint].parse(adapter, body).data
 
     for endpoint, spec in COLLECTORS.items():
+        if spec.poller is not None:  # accounting: every recorded record counted
+            poller = spec.poller(settings, 0.0)
+            body = (FIXTURES / "slurm-26.05-slurmdbd" / "slurmdb_v0.0.45_jobs.json").read_bytes()
+            jobs = adapter.parse_accounting_jobs(body).data
+            poller.tally.add(poller.window.count(jobs, 0, 2**31))
+            out += [(endpoint, fam) for fam in poller.families()]
+            continue
         data = recorded(endpoint)
         if spec.joins is not None:
             data = (data, recorded(spec.joins))

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Final, Literal, Protocol
 
 from exporter.api.model import (
+    AccountedJob,
     ControllerPing,
     Diag,
     Job,
@@ -24,10 +25,12 @@ from exporter.api.model import (
 )
 
 Endpoint = Literal[
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "accounting",
 ]
 ENDPOINTS: Final[tuple[Endpoint, ...]] = (
-    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses"
+    "diag", "jobs", "nodes", "partitions", "ping", "shares", "reservations", "licenses",
+    "accounting",
 )
 
 
@@ -70,6 +73,15 @@ class Adapter(Protocol):
     def parse_reservations(self, body: bytes) -> Response[list[Reservation]]: ...
 
     def parse_licenses(self, body: bytes) -> Response[list[License]]: ...
+
+    # --- accounting (issue 12): slurmdbd's /slurmdb/vX/jobs ---------------------------
+    def accounting_query(self, start: int, end: int, steps: bool) -> str:
+        """The query (without "?") asking slurmdbd for the job records with an event in
+        [start, end] (Unix times): those that ran then or ended then, pending ones
+        left out; their steps only when `steps`."""
+        ...
+
+    def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]: ...
 
 
 def check_endpoint(endpoint: str) -> Endpoint:

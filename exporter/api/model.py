@@ -243,3 +243,38 @@ class License:
     # 25.11+ (v0.0.44+): a hierarchical resource's layer, several sharing one name; ""
     # for an ordinary license
     nodes: str = ""
+
+
+# --- accounting (issue 12) -----------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class AccountedJob:
+    """One record of slurmdbd's `/slurmdb/vX/jobs` (sacct's line, without -X's steps).
+
+    slurmrestd always asks with JOBCOND_FLAG_DUP: a requeued job comes as one record per
+    run, told apart by the submit time (job_id and submit are the record's key). Times
+    are Unix seconds, 0 when unset.
+    """
+
+    job_id: int
+    submit: int
+    eligible: int
+    start: int
+    end: int
+    elapsed: int  # seconds run (sacct's Elapsed: end - start, less time suspended)
+    # sacct's State, lower case, base state only: completed, running, cancelled, ...;
+    # "requeued" for a run that ended in a requeue
+    state: str
+    partition: str
+    account: str
+    user: str
+    # resources were allocated: a job cancelled while pending has start == end
+    # (slurmctld's job_mgr.c:5205-5210 in slurm-24-11-5-1) but nothing allocated
+    started: bool
+    cpus: int  # allocated (AllocTRES cpu)
+    memory_bytes: int  # allocated (AllocTRES mem)
+    gpus: dict[str, int]  # allocated GPUs by type; "" where the TRES names none
+    # from the steps, asked for only with --accounting-efficiency (None: not asked or
+    # not measured): user + system CPU time of every step, and the largest RSS of a
+    # task of any step (sacct's TotalCPU and MaxRSS)
+    cpu_used_seconds: float | None = None
+    max_rss_bytes: int | None = None

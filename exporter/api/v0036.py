@@ -15,6 +15,7 @@ from collections.abc import Iterable
 import msgspec
 
 from exporter.api import normalise as norm
+from exporter.api.acctrecord import RawAccountedJob, state_query, to_accounted_job
 from exporter.api.adapter import check_endpoint
 from exporter.api.decoding import (
     Envelope,
@@ -26,6 +27,7 @@ from exporter.api.decoding import (
 from exporter.api.errors import DecodeError
 from exporter.api.jobrecord import RawJob
 from exporter.api.model import (
+    AccountedJob,
     ControllerPing,
     Diag,
     Job,
@@ -119,6 +121,13 @@ _reservations_decoder = msgspec.json.Decoder(_ReservationsBody)
 _licenses_decoder = msgspec.json.Decoder(_LicensesBody)
 
 
+class _AccountingJobsBody(_Body, kw_only=True):
+    jobs: list[RawAccountedJob]
+
+
+_accounting_jobs_decoder = msgspec.json.Decoder(_AccountingJobsBody)
+
+
 # --- conversion -----------------------------------------------------------------
 
 
@@ -160,7 +169,9 @@ class V0036Adapter:
         return f"V0036Adapter({self._version!r})"
 
     def path(self, endpoint: str) -> str:
-        return f"/slurm/{self._version}/{check_endpoint(endpoint)}"
+        if check_endpoint(endpoint) == "accounting":
+            return f"/slurmdb/{self._version}/jobs"
+        return f"/slurm/{self._version}/{endpoint}"
 
     def _meta(self, meta: _Meta | None) -> Meta:
         plugin_type = meta.plugin.type if meta and meta.plugin else None
@@ -239,4 +250,27 @@ class V0036Adapter:
         parsed = decode(_licenses_decoder, body, self._what("licenses"))
         return Response(
             self._meta(parsed.meta), [license_(x) for x in parsed.licenses], parsed.warning_texts()
+        )
+
+    # --- accounting (issue 12) ----------------------------------------------------------
+    def accounting_query(self, start: int, end: int, steps: bool) -> str:
+        # start_time/end_time go through parse_time(), which takes "uts<Unix time>"
+        # (src/common/parse_time.c:421-428; dbv0.0.38/jobs.c:183,203 at slurm-22-05-8-1);
+        # the flags default to JOBCOND_FLAG_DUP | JOBCOND_FLAG_NO_TRUNC (jobs.c:552) and
+        # skip_steps adds JOBCOND_FLAG_NO_STEP to them (jobs.c:203-205,318-321)
+        query = [
+            f"start_time=uts{start}",
+            f"end_time=uts{end}",
+            state_query(numbers=self._version < "v0.0.38"),
+        ]
+        if not steps:
+            query.append("skip_steps=true")
+        return "&".join(query)
+
+    def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]:
+        parsed = decode(_accounting_jobs_decoder, body, self._what("slurmdb/jobs"))
+        return Response(
+            self._meta(parsed.meta),
+            [to_accounted_job(j) for j in parsed.jobs],
+            parsed.warning_texts(),
         )

@@ -15,6 +15,7 @@ from prometheus_client.metrics_core import Metric
 
 from exporter.api.adapter import Adapter
 from exporter.api.model import Response
+from exporter.collectors.accounting import AccountingPoller, Options
 from exporter.collectors.diag import collect_diag
 from exporter.collectors.jobs import collect_jobs
 from exporter.collectors.licenses import collect_licenses
@@ -41,6 +42,20 @@ class EndpointCollector:
     # collect then gets (its data, that endpoint's last good data or None), and the cycle
     # calls it once that endpoint's call of the same cycle is done
     joins: str | None = None
+    detached: bool = False  # slurmdbd endpoints: called off the cycle, never awaited
+    # an endpoint that keeps state across its calls (accounting: its counting window and
+    # totals): made once per collection process, from the settings and the start time;
+    # the cycle then calls its poll() instead of fetching and collecting itself
+    poller: Callable[[Settings, float], AccountingPoller] | None = None
+
+
+def accounting_poller(settings: Settings, started_at: float) -> AccountingPoller:
+    options = Options(
+        per_account=settings.accounting_per_account,
+        per_user=settings.accounting_per_user,
+        efficiency=settings.accounting_efficiency,
+    )
+    return AccountingPoller(options, started_at, settings.accounting_max_window)
 
 
 # Slurm would match `users` against user associations only, and let account
@@ -103,6 +118,13 @@ COLLECTORS: dict[str, EndpointCollector] = {
         ),
         EndpointCollector(
             "licenses", lambda a, b: a.parse_licenses(b), lambda d, s, _now: collect_licenses(d)
+        ),
+        EndpointCollector(
+            "accounting",
+            lambda a, b: a.parse_accounting_jobs(b),
+            lambda d, s, _now: [],  # the poller counts and collects
+            detached=True,
+            poller=accounting_poller,
         ),
     )
 }

@@ -224,13 +224,15 @@ def max_query_time_range(release: str, limit: int) -> dict[str, Any]:
                 query = f"start_time=uts{now - seconds}&end_time=uts{now}&{FLAGS}"
                 status, body, _ = rest.get(f"{rest.jobs_path()}?{query}")
                 doc = json.loads(body)
-                answers[f"{user} {seconds} s"] = {
+                answer = answers[f"{user} {seconds} s"] = {
                     "status": status, "jobs": len(doc.get("jobs", [])),
                     "errors": [(e.get("error_number"), e.get("error"), e.get("description"))
                                for e in doc.get("errors", [])]}
+                print(f"{user}, a {seconds} s window: {answer}", flush=True)
         out = slurm(release, "sh", "-c", "sacct -X -a -n -S now-2hours -E now 2>&1 | head -3;"
                     " su alice -s /bin/sh -c 'sacct -X -a -n -S now-2hours -E now' 2>&1 | head -3")
         answers["sacct (root, then alice)"] = out.strip()
+        print(f"sacct as root, then alice, a 2 h window:\n{out.strip()}", flush=True)
     finally:
         conf.write_text(saved)
         lab(release, "stop-dbd")
@@ -261,7 +263,6 @@ def main(argv: list[str] | None = None) -> int:
     extra = {}
     if args.max_query_time_range:
         extra = max_query_time_range(args.release, args.max_query_time_range)
-        print(json.dumps(extra, indent=2))
     if args.json:
         args.json.write_text(json.dumps({"release": args.release, "version": rest.version,
                                          "measures": [asdict(m) for m in results],

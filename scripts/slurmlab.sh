@@ -566,7 +566,8 @@ cmd_start_dbd() {
   need_dbd
   lock
   if daemon_pid slurmdbd >/dev/null; then echo "slurmlab $RELEASE: slurmdbd is already running"; return 0; fi
-  run_in root sh -c "exec /usr/sbin/slurmdbd >>$IN/log/slurmdbd.out 2>&1"   # daemonizes
+  # daemonizes; without our lock: slurmdbd keeps the descriptors it inherits
+  run_in root sh -c "exec /usr/sbin/slurmdbd >>$IN/log/slurmdbd.out 2>&1" 9>&-
   for _ in $(seq 120); do
     q sacctmgr -n list cluster >/dev/null 2>&1 && { echo "slurmlab $RELEASE: slurmdbd started"; return 0; }
     sleep 0.5

@@ -16,7 +16,9 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from tests.integration.lab import Lab
 from tests.integration.serving import Samples
@@ -28,7 +30,8 @@ QUEUE_WAIT_BUCKETS = (1, 10, 30, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 4
                       172800, 345600, 604800)
 RUN_BUCKETS = (10, 60, 300, 600, 1800, 3600, 7200, 14400, 28800, 43200, 86400, 172800, 345600,
                604800)
-FIELDS = "JobIDRaw,JobID,State,Partition,Account,User,Submit,Eligible,Start,End,ElapsedRaw,AllocTRES"
+FIELDS = ("JobIDRaw,JobID,State,Partition,Account,User,Submit,Eligible,Start,End,ElapsedRaw,"
+          "AllocTRES")
 P = "slurm_accounting_"
 
 
@@ -72,7 +75,8 @@ def _tres(text: str) -> dict[str, int]:
         name, value = item.split("=", 1)
         if name == "mem":  # sacct prints MiB as 100M, GiB as 1G
             units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-            out[name] = int(float(value[:-1]) * units[value[-1]]) if value[-1] in units else int(value)
+            scale = units.get(value[-1])
+            out[name] = int(float(value[:-1]) * scale) if scale else int(value)
         else:
             out[name] = int(value)
     return out
@@ -156,7 +160,7 @@ def differences(exp: Expected, samples: Samples) -> list[str]:
     diffs: list[str] = []
 
     def check(what: str, want: dict[tuple[str, ...], float], got: dict[tuple[str, ...], float],
-              jobs: dict[tuple[str, ...], list[str]]) -> None:
+              jobs: Mapping[Any, list[str]]) -> None:
         for key in sorted(set(want) | set(got)):
             if want.get(key, 0.0) != got.get(key, 0.0):
                 diffs.append(f"{what}{key}: exporter {got.get(key)}, sacct {want.get(key)} "
@@ -171,13 +175,14 @@ def differences(exp: Expected, samples: Samples) -> list[str]:
               _values(samples, P + name + "_sum", pa), jobs)
         want_b: dict[tuple[str, ...], float] = {}
         for k, h in hists.items():
-            for bound, n in zip((*h.bounds, "+Inf"), h.cumulative(), strict=True):
+            bounds: tuple[int | str, ...] = (*h.bounds, "+Inf")
+            for bound, n in zip(bounds, h.cumulative(), strict=True):
                 want_b[(*k, _le(bound))] = float(n)
         check(name + "_bucket", want_b,
               _values(samples, P + name + "_bucket", (*pa, "le")), jobs)
     check("jobs_ended_total", {k: float(len(v)) for k, v in exp.ended.items()},
           _values(samples, P + "jobs_ended_total", ("partition", "state", "account")),
-          dict(exp.ended))
+          exp.ended)
     au = ("account", "user")
     check("cpu_seconds_total", {k: float(v) for k, v in exp.cpu.items()},
           _values(samples, P + "cpu_seconds_total", au), {})
@@ -246,16 +251,22 @@ class Mix:
         self.await_state(self.ids["requeue"], "PENDING")
         self.lab.slurm("scancel", self.ids["requeue"])
 
-    def await_quiet(self, timeout: float = 60) -> None:
-        """Until every job has ended and slurmdbd has every record (sacct agrees with
-        squeue): then the events of a window are final."""
+    def await_quiet(self, timeout: float = 90) -> None:
+        """Until no job is left in the queue and slurmdbd has the final record of every
+        job of the mix (a record may reach it late, or after an outage): then the events
+        of a window are final."""
         deadline = time.monotonic() + timeout
         while True:
-            live = self.lab.slurm("squeue", "-h", "-o", "%i")
-            states = self.lab.slurm("sacct", "-X", "-D", "-a", "-n", "-S", "now-1hour", "-E",
-                                    "now", "-o", "State")
-            running = {"RUNNING", "PENDING", "SUSPENDED"} & set(states.split())
-            if not live.strip() and not running:
+            live = self.lab.slurm("squeue", "-h", "-o", "%i").split()
+            out = self.lab.slurm("sacct", "-X", "-D", "-a", "-n", "-P", "-j",
+                                 ",".join(self.ids.values()), "-o", "JobIDRaw,JobID,State")
+            records = [line.split("|") for line in out.splitlines() if line]
+            known = {job.split("_")[0] for _, job, _ in records}
+            open_ = [job for _, job, state in records if state.split()[0].lower() not in END_STATES]
+            missing = set(self.ids.values()) - known
+            if not live and not open_ and not missing:
                 return
-            assert time.monotonic() < deadline, f"not quiet: squeue {live!r} sacct {running!r}"
+            assert time.monotonic() < deadline, (
+                f"not quiet: in the queue {live}, in slurmdbd not ended {open_}, not in "
+                f"slurmdbd {missing}")
             time.sleep(0.5)

@@ -210,8 +210,10 @@ class Mix:
         self.ids: dict[str, str] = {}
 
     def job(self, name: str, *args: str, user: str = "root") -> str:
+        # a time limit: the session lab's MAINT reservation (a day ahead) holds back jobs
+        # without one (ReqNodeNotAvail)
         out = self.lab.run("exec", "--user", user, "--", "sbatch", "--parsable", "-J", name,
-                           "-o", "/dev/null", "-e", "/dev/null", *args)
+                           "-o", "/dev/null", "-e", "/dev/null", "-t", "5", *args)
         self.ids[name] = out.strip().split(";")[0]
         return self.ids[name]
 
@@ -237,7 +239,7 @@ class Mix:
         self.job("cancel_pending", *acct, "-H", "--wrap", "true")
         self.lab.slurm("scancel", self.ids["cancel_pending"])
         for name in ("timeout", "cancel_running", "requeue"):
-            self.job(name, *acct, "-t", "5", "--wrap", "sleep 300")
+            self.job(name, *acct, "--wrap", "sleep 300")
 
     def then(self) -> None:
         """End the long ones: a time-out (EndTime: slurmctld checks time limits every

@@ -30,7 +30,8 @@ P = "slurm_accounting_"
 
 def _has_accounting() -> bool:
     try:
-        load_settings(["--slurmrestd-url", "http://127.0.0.1:1", *FLAGS])
+        load_settings(["--slurmrestd-url", "http://127.0.0.1:1", "--interval", str(INTERVAL),
+                       *FLAGS])
     except BaseException:  # argparse exits on an unknown flag
         return False
     return True

@@ -179,7 +179,8 @@ def differences(exp: Expected, samples: Samples) -> list[str]:
             for bound, n in zip(bounds, h.cumulative(), strict=True):
                 want_b[(*k, _le(bound))] = float(n)
         check(name + "_bucket", want_b,
-              _values(samples, P + name + "_bucket", (*pa, "le")), jobs)
+              _values(samples, P + name + "_bucket", (*pa, "le")),
+              {(*k, le): j for k, j in jobs.items() for le in {key[-1] for key in want_b}})
     check("jobs_ended_total", {k: float(len(v)) for k, v in exp.ended.items()},
           _values(samples, P + "jobs_ended_total", ("partition", "state", "account")),
           exp.ended)

@@ -66,11 +66,14 @@ class Rest:
     def __init__(self, release: str, user: str = "exporter") -> None:
         env = dict(line.split("=", 1) for line in lab(release, "env").splitlines() if "=" in line)
         self.url = env["SLURMRESTD_URL"]
+        self.user = user
         self.token = lab(release, "token", "--user", user, "--lifespan", "7200").strip()
         self.version = self._dbd_version()
 
     def get(self, path: str) -> tuple[int, bytes, float]:
-        req = urllib.request.Request(self.url + path, headers={"X-SLURM-USER-TOKEN": self.token})
+        # 22.05 wants the user's name beside the token; later releases ignore it
+        req = urllib.request.Request(self.url + path, headers={
+            "X-SLURM-USER-TOKEN": self.token, "X-SLURM-USER-NAME": self.user})
         t0 = time.perf_counter()
         try:
             with urllib.request.urlopen(req, timeout=300) as resp:

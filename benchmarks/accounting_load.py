@@ -146,13 +146,18 @@ def history_start(release: str) -> int:
 def rest_once(rest: Rest, lo: int, hi: int, states: bool, steps: bool
               ) -> tuple[int, int, float, float, int]:
     query = f"start_time=uts{lo}&end_time=uts{hi}"
-    if states:
+    old = rest.version == "v0.0.38"
+    if states and old:  # 22.05 splits the value itself (a bare ',' is refused: HTTP 400)
+        query += "&state=" + STATES.replace(",", "%2C")
+    elif states:
         # one key per state: slurmrestd refuses a bare ',' in a query (HTTP 400 "Unable to
         # parse query.") and takes an encoded one as part of one unknown state name;
         # repeated keys make a list (serializer_url_encoded.c _on_key)
         query += "".join(f"&state={s}" for s in STATES.split(","))
     if not steps:
-        query += f"&{FLAGS}"
+        # 22.05 knows skip_steps only ("Unknown Query field" otherwise) and keeps its
+        # defaults DUP | NO_TRUNC beside it (dbv0.0.38/jobs.c:552)
+        query += "&skip_steps=true" if old else f"&{FLAGS}"
     c0, t0 = rest.rpc_total()
     status, body, wall = rest.get(f"{rest.jobs_path()}?{query}")
     c1, t1 = rest.rpc_total()
@@ -224,7 +229,8 @@ def max_query_time_range(release: str, limit: int) -> dict[str, Any]:
         for user in ("alice", "exporter"):
             rest = Rest(release, user)
             for seconds in (limit - 60, limit + 60):
-                query = f"start_time=uts{now - seconds}&end_time=uts{now}&{FLAGS}"
+                flags = "skip_steps=true" if rest.version == "v0.0.38" else FLAGS
+                query = f"start_time=uts{now - seconds}&end_time=uts{now}&{flags}"
                 status, body, _ = rest.get(f"{rest.jobs_path()}?{query}")
                 doc = json.loads(body)
                 answer = answers[f"{user} {seconds} s"] = {

@@ -250,6 +250,16 @@ def classify_error(path: str, status: int, body: bytes, target: str = "") -> End
     """Turn a non-2xx answer into a failure reason and an actionable message."""
     errors = parse_errors(body)
     text = body[:200].decode("utf-8", "replace").strip()
+    if status == 404 and path.startswith("/slurmdb/"):
+        # slurmrestd binds /slurmdb/ only with its slurmdbd plugins loaded
+        return EndpointFailure(
+            "not_found",
+            f"GET {path}: HTTP 404, slurmrestd does not serve /slurmdb/: run it with its "
+            "slurmdbd plugins (slurmrestd -s: openapi/slurmdbd from 23.11, dbv0.0.38 on "
+            "22.05) and slurmdbd (AccountingStorageType=accounting_storage/slurmdbd), or "
+            "turn the collector off",
+            status,
+        )
     if status == 404 and not _is_auth_failure(path, status, errors, text):
         return EndpointFailure(
             "not_found",

@@ -194,7 +194,7 @@ QUERY_STATES: tuple[tuple[str, int], ...] = (
 )
 
 
-def state_query(numbers: bool = False, repeat: bool = False) -> str:
+def state_query(numbers: bool = False, repeat: bool = False, requeued: bool = True) -> str:
     """The `state` parameter asking for QUERY_STATES.
 
     slurmrestd's query parser refuses a bare "," (only RFC 3986's unreserved characters
@@ -207,8 +207,17 @@ def state_query(numbers: bool = False, repeat: bool = False) -> str:
     dbv0.0.37 copy the words as they are into the state_list (slurm_addto_char_list(),
     dbv0.0.36/jobs.c:125,175) and slurmdbd reads each with slurm_atoul()
     (as_mysql_jobacct_process.c:1378-1380): a name would read as 0, PENDING: `numbers`.
+    22.05's dbv0.0.38 cannot ask for REQUEUED (`requeued` False): its name is masked with
+    JOB_STATE_BASE into 0, PENDING, and its number (1024) is past JOB_END and ends the
+    list (dbv0.0.38/jobs.c:153-172, lab: the pending jobs came back). A requeued run's
+    record comes all the same by the RUNNING condition, which does not look at the state
+    once the record has an end: it ran in the window.
     """
-    words = [str(n) if numbers else name for name, n in QUERY_STATES]
+    words = [
+        str(n) if numbers else name
+        for name, n in QUERY_STATES
+        if requeued or name != "REQUEUED"
+    ]
     if repeat:
         return "&".join(f"state={w}" for w in words)
     return "state=" + "%2C".join(words)

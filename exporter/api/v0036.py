@@ -261,7 +261,9 @@ class V0036Adapter:
         query = [
             f"start_time=uts{start}",
             f"end_time=uts{end}",
-            state_query(numbers=self._version < "v0.0.38"),
+            state_query(
+                numbers=self._version < "v0.0.38", requeued=self._version < "v0.0.38"
+            ),
         ]
         if not steps:
             query.append("skip_steps=true")

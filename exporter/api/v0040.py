@@ -330,14 +330,18 @@ class V0040Adapter:
 
     # --- accounting (issue 12) ----------------------------------------------------------
     def accounting_query(self, start: int, end: int, steps: bool) -> str:
-        # start_time/end_time: TIMESTAMP, a Unix time (data_parser v0.0.42 parsers.c:
-        # 5196-5240, 8727-8728 at slurm-24-11-5-1). The flags are each a key; once one is
+        # start_time/end_time: TIMESTAMP (data_parser parsers.c _parse_timestamp()). From
+        # v0.0.42 a string of digits is read as a number; v0.0.40 and v0.0.41 hand every
+        # string to parse_time() (v0.0.40/parsers.c _parse_timestamp at slurm-24-11-5-1;
+        # 24.11 lab: "Parsing of 1796071872 for timestamp failed"), which takes
+        # "uts<Unix time>" (src/common/parse_time.c:423): that, for every version.
+        # The flags are each a key; once one is
         # given, slurmrestd no longer adds its defaults JOBCOND_FLAG_DUP |
         # JOBCOND_FLAG_NO_TRUNC (src/slurmrestd/plugins/openapi/slurmdbd/jobs.c:92-94):
         # both are asked for by name, whether skip_steps is sent or not
         query = [
-            f"start_time={start}",
-            f"end_time={end}",
+            f"start_time=uts{start}",
+            f"end_time=uts{end}",
             state_query(repeat=True),
             "show_duplicates=true",
             "disable_truncate_usage_time=true",

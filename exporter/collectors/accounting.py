@@ -89,8 +89,7 @@ class Tally:
         return (job.account, job.user) if self.options.per_user else (job.account,)
 
     def _started(self, job: AccountedJob) -> None:
-        # slurmdbd's time_eligible is 0 for a job never eligible (held): from its submit
-        wait = job.start - (job.eligible or job.submit)
+        wait = job.start - job.eligible  # never eligible: no events (window.job_events)
         _observe(self.queue_wait, self._job_key(job), QUEUE_WAIT_BUCKETS, max(wait, 0))
 
     def _ended(self, job: AccountedJob) -> None:
@@ -162,8 +161,8 @@ def collect_accounting(tally: Tally, window: Window) -> list[Metric]:
     families: list[Metric] = [
         _histogram(
             P + "job_queue_wait_seconds",
-            _SACCT + "queue wait of the jobs that started (Start - Eligible, or - Submit "
-            "when never eligible), counted when they start.",
+            _SACCT + "queue wait of the jobs that started (Start - Eligible), counted when "
+            "they start.",
             ["partition", *account], tally.queue_wait,
         ),
         _counter(

@@ -47,8 +47,13 @@ class Event:
 def job_events(job: AccountedJob) -> list[tuple[EventKind, int]]:
     """The job's events and their times: a start once resources were allocated (not the
     start == end that slurmctld writes for a job cancelled while pending), an end once
-    the record is in an end state."""
+    the record is in an end state. A job never eligible (held, then cancelled) has none:
+    sacct's default window leaves it out (time_eligible must be set:
+    as_mysql_jobacct_process.c:1690-1697 at slurm-24-11-5-1), although slurmdbd's
+    answer to the states asked for has it (24.11 lab)."""
     events: list[tuple[EventKind, int]] = []
+    if job.eligible <= 0:
+        return events
     if job.started and job.start > 0:
         events.append(("start", job.start))
     if job.state in END_STATES and job.end > 0:
@@ -78,14 +83,16 @@ class Window:
         return max(self.started_at, self.cursor - self.overlap)
 
     def chunks(self, now: int) -> list[tuple[int, int]]:
-        """The spans [lo, hi) to ask for, in order, to count up to `now`."""
+        """The spans [lo, hi) to ask for, in order, to count up to `now`; at least one,
+        if empty (the first poll, right at the start): every poll asks slurmdbd, whose
+        answer is the endpoint's health."""
         lo = self.lower_bound()
         spans = []
         while lo < now:
             hi = min(now, lo + self.max_window)
             spans.append((lo, hi))
             lo = hi
-        return spans
+        return spans or [(lo, max(lo, now))]
 
     def count(self, jobs: Iterable[AccountedJob], lo: int, hi: int) -> list[Event]:
         """The events of `jobs` in [lo, hi) not counted before; then the window reaches

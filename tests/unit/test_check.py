@@ -123,3 +123,32 @@ def test_a_pending_array_counts_its_tasks_as_sdiag_does(
     mock.get(f"{URL}/slurm/{V}/diag/").respond(200, content=_diag(9, 2))
     code, out = _check(key_file, user="root")
     assert code == 0 and "private data" not in out, out
+
+
+def test_accounting_asks_for_the_last_minute_only(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    jobs = Path(__file__).parent.parent / "fixtures" / "slurm-26.05-slurmdbd"
+    route = mock.get(url__startswith=f"{URL}/slurmdb/{V}/jobs/").respond(
+        200, content=(jobs / f"slurmdb_{V}_jobs.json").read_bytes()
+    )
+    out = io.StringIO()
+    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user",
+            "exporter", "--collector-accounting"]
+    run_check(load_settings(args), out)
+    params = route.calls.last.request.url.params
+    start, end = (int(params[k].removeprefix("uts")) for k in ("start_time", "end_time"))
+    assert end - start == 60  # never the whole history
+    assert "endpoint accounting" in out.getvalue() and "9 items" in out.getvalue()
+
+
+def test_accounting_without_slurmrestd_slurmdbd_plugins_says_so(
+    mock: respx.MockRouter, key_file: Path
+) -> None:
+    mock.get(url__startswith=f"{URL}/slurmdb/").respond(404, text="Not Found")
+    out = io.StringIO()
+    args = ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user",
+            "exporter", "--collector-accounting"]
+    assert run_check(load_settings(args), out) != 0
+    line = next(x for x in out.getvalue().splitlines() if "endpoint accounting" in x)
+    assert "does not serve /slurmdb/" in line and "wrong API version" not in line

@@ -3,8 +3,8 @@
 
 sacct is asked as the exporter asks slurmrestd: `-X` (no steps), `-D` (every run of a
 requeued job: JOBCOND_FLAG_DUP), times not truncated to the window (sacct's default,
-JOBCOND_FLAG_NO_TRUNC, src/sacct/options.c:259 in slurm-24-11-5-1), and the same state
-list (every state but PENDING). From its records come the events of a window [lo, hi): a
+JOBCOND_FLAG_NO_TRUNC, src/sacct/options.c:259 in slurm-24-11-5-1), in its default window
+(no state list). From its records come the events of a window [lo, hi): a
 start when resources were allocated (AllocTRES set) at Start in the window, an end when
 the record is in an end state at End in the window; then queue waits (Start - Eligible,
 or - Submit when never eligible), ended jobs by partition and state, run times (End -
@@ -96,9 +96,12 @@ def parse_sacct(text: str) -> list[Record]:
 
 
 def sacct(lab: Lab, lo: int, hi: int) -> list[Record]:
-    """The records sacct gives for [lo, hi] with the exporter's query (no PENDING)."""
+    """The records sacct gives for [lo, hi] in its default window (no -s: jobs eligible
+    before hi that had not ended before lo, as_mysql_jobacct_process.c:1655-1700 in
+    slurm-24-11-5-1): a job never eligible (held, then cancelled) is not there, and has
+    no events for the exporter either."""
     out = lab.slurm("env", "SLURM_TIME_FORMAT=%s", "sacct", "-X", "-D", "-a", "-n", "-P",
-                    "-S", f"uts{lo}", "-E", f"uts{hi}", "-s", ",".join(STATES), "-o", FIELDS)
+                    "-S", f"uts{lo}", "-E", f"uts{hi}", "-o", FIELDS)
     return parse_sacct(out)
 
 

@@ -264,11 +264,14 @@ class Mix:
         deadline = time.monotonic() + timeout
         while True:
             live = self.lab.slurm("squeue", "-h", "-o", "%i").split()
-            out = self.lab.slurm("sacct", "-X", "-D", "-a", "-n", "-P", "-j",
-                                 ",".join(self.ids.values()), "-o", "JobIDRaw,JobID,State")
+            out = self.lab.slurm("env", "SLURM_TIME_FORMAT=%s", "sacct", "-X", "-D", "-a", "-n",
+                                 "-P", "-j", ",".join(self.ids.values()), "-o", "JobID,State,End")
             records = [line.split("|") for line in out.splitlines() if line]
-            known = {job.split("_")[0] for _, job, _ in records}
-            open_ = [job for _, job, state in records if state.split()[0].lower() not in END_STATES]
+            known = {job.split("_")[0] for job, _, _ in records}
+            # after a slurmdbd outage a record may say COMPLETED with End still Unknown for
+            # a few seconds (22.05 lab): not final yet
+            open_ = [job for job, state, end in records
+                     if state.split()[0].lower() not in END_STATES or not end.isdigit()]
             missing = set(self.ids.values()) - known
             if not live and not open_ and not missing:
                 return

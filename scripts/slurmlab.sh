@@ -7,7 +7,7 @@
 #
 # usage: scripts/slurmlab.sh COMMAND [--release 22.05|24.11|26.05] [options]
 #   start [--port P] [--gpus] [--with-slurmdbd] [--unix-socket] [--private-data WHAT]
-#         [--native-metrics]
+#         [--native-metrics] [--cpus N]
 #         build the chroot once (cached), start a fresh cluster, wait until node1 is idle
 #         and slurmrestd answers, print the KEY=VALUE lines below
 #   stop                 stop the cluster; nothing to do when it is not running
@@ -19,6 +19,8 @@
 #                        is quiet (no transient states, nothing changing), print it
 #   token [--lifespan SECONDS] [--user NAME]   print an HS256 JWT (default 3600 s, exporter)
 #   stop-ctld | start-ctld   stop / start again only slurmctld (slurmrestd stays up)
+#   stop-dbd | start-dbd     stop / start again only slurmdbd (--with-slurmdbd; slurmctld keeps
+#                        its records for slurmdbd and sends them when it is back)
 #
 #   --gpus           node1 gets fake GPUs gpu:a100:2,gpu:h100:2 (and 5 CPUs, 1300 MB)
 #   --with-slurmdbd  MariaDB + slurmdbd; only then gres/gpu appears in TRES strings
@@ -28,6 +30,9 @@
 #                    down, with reasons set by root (scontrol update); tests may drain/down
 #                    them again while node1 runs the job mix; no job goes there
 #                    (SLURMLAB_SPARE_NODES)
+#   --cpus N         node1 declares N CPUs (and 100 MB each, at least 1000 MB) whatever the
+#                    VM has, for load runs of many short jobs (benchmarks/accounting_load.py);
+#                    the job mix of `submit` expects the default (SLURMLAB_CPUS)
 #   --private-data WHAT   PrivateData=WHAT in slurm.conf (e.g. jobs, or jobs,nodes): users
 #                    below Operator see only their own jobs (SLURMLAB_PRIVATE_DATA)
 #   --native-metrics MetricsType=metrics/openmetrics (Slurm 25.11+): slurmctld serves its own
@@ -272,6 +277,11 @@ EOF
     # without slurmdbd slurmctld refuses this ("slurmdbd is required to run with TRES gres/gpu")
     [ "$WITH_DBD" = 0 ] || gres+=$'\nAccountingStorageTRES=gres/gpu,gres/gpu:a100,gres/gpu:h100'
   fi
+  if [ -n "$CPUS" ]; then   # SlurmdParameters=config_overrides: slurmd accepts more than the VM has
+    local gpus=""
+    [[ $node != *Gres=* ]] || gpus=" Gres=${node##*Gres=}"
+    node="CPUs=$CPUS RealMemory=$((CPUS * 100 > 1000 ? CPUS * 100 : 1000))$gpus"
+  fi
   local spare=""
   if [ "$SPARE" = 1 ]; then   # nothing listens on 127.0.0.2: slurmctld's pings fail, they stay down
     spare='NodeName=spare[1-2] NodeAddr=127.0.0.2 CPUs=1 RealMemory=100 State=DOWN Reason="lab: spare node without slurmd"'
@@ -484,6 +494,7 @@ cmd_start() {
     echo "SLURMLAB_SPARE_NODES=$SPARE"
     echo "SLURMLAB_NATIVE_METRICS=$NATIVE"
     [ "$NATIVE" = 0 ] || echo "SLURMCTLD_METRICS_URL=http://127.0.0.1:$CTLD_PORT/metrics"
+    echo "SLURMLAB_CPUS=$CPUS"
     echo "SLURMLAB_CHROOT=$ROOT"
     echo "SLURMLAB_LOGS=$ROOT$IN/log"
   } >"$RUN/env"
@@ -545,6 +556,34 @@ cmd_start_ctld() {
     sleep 0.5
   done
   die "slurmctld not back within 60 s (node1 '$state'); see $ROOT$IN/log/slurmctld.log"
+}
+
+need_dbd() { [ "$(env_value SLURMLAB_SLURMDBD)" = 1 ] || die "the $RELEASE lab was started without --with-slurmdbd"; }
+
+cmd_stop_dbd() {
+  need_running
+  need_dbd
+  lock
+  local pid
+  pid=$(daemon_pid slurmdbd) || { echo "slurmlab $RELEASE: slurmdbd is not running"; return 0; }
+  kill -TERM "$pid"
+  for _ in $(seq 120); do daemon_pid slurmdbd >/dev/null || break; sleep 0.25; done
+  ! daemon_pid slurmdbd >/dev/null || die "slurmdbd (pid $pid) did not stop within 30 s"
+  echo "slurmlab $RELEASE: slurmdbd stopped"
+}
+
+cmd_start_dbd() {
+  need_running
+  need_dbd
+  lock
+  if daemon_pid slurmdbd >/dev/null; then echo "slurmlab $RELEASE: slurmdbd is already running"; return 0; fi
+  # daemonizes; without our lock: slurmdbd keeps the descriptors it inherits
+  run_in root sh -c "exec /usr/sbin/slurmdbd >>$IN/log/slurmdbd.out 2>&1" 9>&-
+  for _ in $(seq 120); do
+    q sacctmgr -n list cluster >/dev/null 2>&1 && { echo "slurmlab $RELEASE: slurmdbd started"; return 0; }
+    sleep 0.5
+  done
+  die "slurmdbd not back within 60 s; see $ROOT$IN/log/slurmdbd.log"
 }
 
 declare -A JOB=()
@@ -654,15 +693,16 @@ main() {
   local cmd=$1 release=26.05 rel
   shift
   case $cmd in -h|--help|help) usage; exit 0;; esac
-  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 SPARE=0 USER_OPT="" LIFESPAN=3600 PRIVATE= NATIVE=0
+  PORT_OPT=${SLURMLAB_PORT:-} GPUS=0 WITH_DBD=0 SOCKET=0 SPARE=0 USER_OPT="" LIFESPAN=3600 PRIVATE= NATIVE=0 CPUS=
   while [ $# -gt 0 ]; do
     case $1 in
-      --release|--port|--user|--lifespan|--private-data) [ $# -ge 2 ] || die "$1 needs a value";;&
+      --release|--port|--user|--lifespan|--private-data|--cpus) [ $# -ge 2 ] || die "$1 needs a value";;&
       --release) release=$2; shift;;
       --port) [[ $2 =~ ^[0-9]+$ ]] || die "--port wants a number"; PORT_OPT=$2; shift;;
       --user) USER_OPT=$2; shift;;
       --lifespan) LIFESPAN=$2; shift;;
       --private-data) [[ $2 =~ ^[a-z,]+$ ]] || die "--private-data wants e.g. jobs or jobs,nodes"; PRIVATE=$2; shift;;
+      --cpus) [[ $2 =~ ^[1-9][0-9]*$ ]] || die "--cpus wants a number"; CPUS=$2; shift;;
       --gpus) GPUS=1;;
       --with-slurmdbd) WITH_DBD=1;;
       --unix-socket) SOCKET=1;;
@@ -692,6 +732,8 @@ main() {
     token) cmd_token;;
     stop-ctld) cmd_stop_ctld;;
     start-ctld) cmd_start_ctld;;
+    stop-dbd) cmd_stop_dbd;;
+    start-dbd) cmd_start_dbd;;
     *) die "unknown command '$cmd' (see --help)";;
   esac
 }

@@ -54,9 +54,15 @@ def job_events(job: AccountedJob) -> list[tuple[EventKind, int]]:
     the record is in an end state. A job never eligible (held, then cancelled) has none:
     sacct's default window leaves it out (time_eligible must be set:
     as_mysql_jobacct_process.c:1690-1697 at slurm-24-11-5-1), although slurmdbd's
-    answer to the states asked for has it (24.11 lab)."""
+    answer to the states asked for has it (24.11 lab); nor, in a window, a job eligible
+    only after the window (cancelled before its --begin time: time_eligible is the begin
+    time; count() checks it, as sacct's "time_eligible < end"). A record without a
+    partition is slurmdbd's placeholder for a job whose end came before its start record
+    (as_mysql_job_complete, as_mysql_job.c:1189-1211 at slurm-22-05-8-1: no partition,
+    name "allocation"): not counted yet, the start record completes it within seconds
+    and a later poll counts it (the overlap)."""
     events: list[tuple[EventKind, int]] = []
-    if job.eligible <= 0:
+    if job.eligible <= 0 or not job.partition:
         return events
     if job.started and job.start > 0:
         events.append(("start", job.start))
@@ -130,6 +136,8 @@ class Window:
             lo = self.lower_bound()
         found = []
         for job in jobs:
+            if job.eligible >= hi:  # sacct's default window: time_eligible < its end
+                continue
             for kind, at in job_events(job):
                 key = (kind, job.job_id, job.submit)
                 if lo <= at < hi and key not in self.seen:

@@ -452,7 +452,7 @@ def test_a_resized_jobs_first_record_adds_its_usage_not_an_end() -> None:
     body = json.loads((FIXTURES / "slurm-24.11-slurmdbd/slurmdb_v0.0.42_jobs.json").read_text())
     rec = next(j for j in body["jobs"] if j["job_id"] == 1)
     rec["state"]["current"] = ["PENDING", "RESIZING"]  # JOB_RESIZING as the data_parser names it
-    rec["time"].update(start=1000, end=1600, elapsed=600)
+    rec["time"].update(submission=900, eligible=900, start=1000, end=1600, elapsed=600)
     answer = json.dumps({**body, "jobs": [rec]}).encode()
     fams = tally_of(adapter_for("v0.0.42").parse_accounting_jobs(answer).data)
     assert value(fams, "slurm_accounting_cpu_seconds_total", account=rec["account"]) == 600

@@ -25,7 +25,7 @@ from exporter.api.decoding import (
     integer,
     optional_int,
 )
-from exporter.api.errors import DecodeError
+from exporter.api.errors import SLURM_REST_EMPTY_RESULT, DecodeError
 from exporter.api.jobrecord import RawJob
 from exporter.api.model import (
     AccountedJob,
@@ -283,7 +283,10 @@ class V0036Adapter:
         return "&".join(query)
 
     def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]:
-        parsed = decode(_accounting_jobs_decoder, body, self._what("slurmdb/jobs"))
+        parsed = decode(
+            _accounting_jobs_decoder, body, self._what("slurmdb/jobs"),
+            not_errors=frozenset({SLURM_REST_EMPTY_RESULT}),  # a window without jobs
+        )
         return Response(
             self._meta(parsed.meta),
             [to_accounted_job(j) for j in parsed.jobs],

@@ -840,6 +840,11 @@ def _check_target(
 ) -> list[str]:
     where = sources["target"].where if "target" in sources else "--target"
     known = ", ".join(clusters) or "none"
+    if settings.target is not None and not clusters:
+        return [
+            f"{where}: names a cluster of the clusters table of --config-file, and there is "
+            "none (README: Many clusters); without clusters, leave --target unset"
+        ]
     if settings.target is not None and settings.target not in clusters:
         return [f"{where}: no cluster {settings.target!r} in --config-file (clusters: {known})"]
     if clusters and settings.once and settings.target is None:

@@ -188,7 +188,8 @@ def test_target_must_name_a_cluster(tmp_path: Path) -> None:
         "--once: with clusters, name the one to read with --target (clusters: a, b)"
     )
     assert _problems(["--target", "a"]) == (
-        "--target: no cluster 'a' in --config-file (clusters: none)"
+        "--target: names a cluster of the clusters table of --config-file, and there is "
+        "none (README: Many clusters); without clusters, leave --target unset"
     )
     config = load_config(["--config-file", str(cfg), "--once", "--target", "b"], environ={})
     assert config.settings.target == "b"

@@ -179,9 +179,12 @@ def test_slurmdbd_down_is_logged_once_and_names_slurmdbd(
     coll = collection(key_file, clock, "--interval", "60",
                       "--collector-accounting-interval", "60")
     caplog.set_level("INFO", logger="exporter")
-    for _ in range(4):
-        clock.now += 60
-        coll.run_once(wait_detached=True)
+    try:
+        for _ in range(4):
+            clock.now += 60
+            coll.run_once(wait_detached=True)
+    finally:
+        coll.close()
     lines = [r.getMessage() for r in caplog.records
              if r.levelname == "WARNING" and "accounting" in r.getMessage()]
     assert len(lines) == 1, lines

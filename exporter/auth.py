@@ -20,7 +20,7 @@ import stat
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -482,12 +482,13 @@ def token_source_from_settings(settings: Settings, clock: Clock = time.time) -> 
     return NoToken()
 
 
-def start_up_check(tokens: TokenSource) -> list[str]:
+def start_up_check(tokens: TokenSource, where: Mapping[str, str] | None = None) -> list[str]:
     """Check at start what only the configuration can fix; raise AuthError if unusable.
 
     A key or token file is read now (so that a missing, empty or garbage one stops
     the exporter, like any bad setting); what may come right by itself (slurmctld
     down for 'scontrol token') is left to the cycles. Returns warnings to log once.
+    `where`: where each setting was given (a variable, FILE:LINE), named in the error.
     """
     if isinstance(tokens, ScontrolToken):
         if shutil.which(tokens.command) is None:
@@ -499,8 +500,11 @@ def start_up_check(tokens: TokenSource) -> list[str]:
     try:
         tokens.credentials()
     except AuthError as e:
-        setting = {MintedToken: "--jwt-key-file", TokenFile: "--token-file"}.get(type(tokens))
-        raise AuthError(f"{setting}: {e}" if setting else str(e)) from None
+        key = {MintedToken: "jwt_key_file", TokenFile: "token_file"}.get(type(tokens))
+        if key is None:
+            raise AuthError(str(e)) from None
+        setting = (where or {}).get(key) or "--" + key.replace("_", "-")
+        raise AuthError(f"{setting}: {e}") from None
     length = tokens.key_length if isinstance(tokens, MintedToken) else None
     if length is not None and length < MIN_KEY_BYTES:
         return [

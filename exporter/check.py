@@ -332,7 +332,7 @@ def _fetch_native(r: _Report, settings: Settings, url: str) -> set[str] | None:
             try:
                 answer = http.get(f"{url}/{endpoint}")
             except httpx.HTTPError as e:
-                r.warn("native metrics", f"GET {url}/{endpoint}: {type(e).__name__}: {e}")
+                r.warn("native metrics", f"GET {url}/{endpoint}: {_unreachable(e)}")
                 return None
             if answer.status_code in (401, 403):
                 r.warn("native metrics", f"GET {url}/{endpoint}: HTTP {answer.status_code}: "
@@ -349,6 +349,17 @@ def _fetch_native(r: _Report, settings: Settings, url: str) -> set[str] | None:
              "unset)")
         return None
     return names
+
+
+def _unreachable(e: httpx.HTTPError) -> str:
+    """Why slurmctld's metrics could not be read, and where to look."""
+    what = "no answer in time" if isinstance(e, httpx.TimeoutException) else (
+        f"cannot connect ({e})" if isinstance(e, httpx.TransportError) else str(e)
+    )
+    return (
+        f"{what}: check --native-metrics-url (slurmctld's host and SlurmctldPort, "
+        "default 6817, as http://HOST:PORT/metrics) and that slurmctld runs"
+    )
 
 
 def _our_names(settings: Settings, answered: dict[str, Any]) -> set[str]:

@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = config.settings
     setup_logging(settings.log_level)
     if config.clusters:
-        return _main_clusters(command, settings, config.clusters)
+        return _main_clusters(command, settings, config.clusters, config.cluster_where)
     # the same start-up checks in every mode: bad configuration stops here, exit 2
     try:
         tokens: TokenSource = token_source_from_settings(settings)
-        for warning in start_up_check(tokens):
+        for warning in start_up_check(tokens, config.where):
             log.warning("%s", warning)
     except AuthError as e:
         return _refuse(str(e))
@@ -106,7 +106,10 @@ def _run(settings: Settings, tokens: TokenSource) -> int:
     return _serve(settings, app, reading, [collection])
 
 
-def _main_clusters(command: str, settings: Settings, clusters: dict[str, Settings]) -> int:
+def _main_clusters(
+    command: str, settings: Settings, clusters: dict[str, Settings],
+    where: dict[str, dict[str, str]],
+) -> int:
     """With clusters: the start-up checks of each one, then check (--target's, else every
     cluster in turn), --once (--target's) or the server (every cluster)."""
     chosen = {n: s for n, s in clusters.items() if settings.target in (None, n)}
@@ -119,10 +122,12 @@ def _main_clusters(command: str, settings: Settings, clusters: dict[str, Setting
                     "jwt_key_file or token_file"
                 )
             tokens[name] = token_source_from_settings(cluster)
-            for warning in start_up_check(tokens[name]):
+            for warning in start_up_check(tokens[name], where.get(name)):
                 log.warning("cluster %s: %s", name, warning)
         except AuthError as e:
-            problems.append(f"cluster {name}: {e}")
+            # a setting of the cluster's own table names it; a default, not
+            named = f"clusters.{name}." in str(e)
+            problems.append(str(e) if named else f"cluster {name}: {e}")
     if problems:
         return _refuse("\n".join(problems))
     if command == "check":

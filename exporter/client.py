@@ -25,6 +25,7 @@ import msgspec
 from exporter.api.errors import (
     SLURM_ACCESS_DENIED,
     SLURM_AUTH_ERROR,
+    SLURM_DB_CONNECTION,
     SlurmError,
     SlurmErrorEntry,
     complete_despite_its_status,
@@ -254,11 +255,30 @@ def classify_slurm_errors(
     if errors:
         return EndpointFailure(
             "slurm_error",
-            f"GET {path}: HTTP {status}, Slurm reports: {_describe(errors)}; if slurmctld is "
-            "down or unreachable from slurmrestd, check 'scontrol ping' on the slurmrestd host",
+            f"GET {path}: HTTP {status}, Slurm reports: {_describe(errors)}; "
+            f"{_down_hint(path, errors)}",
             status,
         )
     return None
+
+
+def _down_hint(path: str, errors: list[SlurmErrorEntry]) -> str:
+    """Which daemon to look at: slurmdbd for /slurmdb/ and for what slurmrestd got from
+    slurmdbd (26.05's /partitions asks it too: "Slurmdb query failed",
+    src/plugins/data_parser/v0.0.45/slurmdb_helpers.c:84 in slurm-26-05-3-1), else slurmctld."""
+    if (
+        path.startswith("/slurmdb/")
+        or any(e.error_number == SLURM_DB_CONNECTION for e in errors)
+        or any(e.description.startswith("Slurmdb") for e in errors)
+    ):
+        return (
+            "if slurmdbd is down or unreachable from slurmrestd, check "
+            "'sacctmgr list cluster' on the slurmrestd host"
+        )
+    return (
+        "if slurmctld is down or unreachable from slurmrestd, check 'scontrol ping' on the "
+        "slurmrestd host"
+    )
 
 
 def admin_fix(user: str | None) -> str:

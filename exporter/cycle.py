@@ -439,7 +439,9 @@ class Collection:
         st.errors[failure.reason] += 1
         this = (failure.reason, failure.message)
         # Say it loudly when it starts or changes; a repeat each cycle only at debug.
-        st.news = st.last_failure != this
+        st.news = st.last_failure is None or (
+            _same_cause(st.last_failure) != _same_cause(this)
+        )
         st.last_failure = this
         self._drop_if_too_old(endpoint, st)
 
@@ -520,6 +522,15 @@ class Collection:
         """The endpoints that count: not those the API version in use lacks."""
         return [(e, st) for e, st in self._states.items() if st.served]
 
+
+def _same_cause(failure: tuple[str, str]) -> tuple[str, str]:
+    """A failure without its path's query: accounting asks for another window at each
+    poll, which is no new cause."""
+    reason, message = failure
+    return reason, _QUERY.sub(r"\1", message, count=1)
+
+
+_QUERY = re.compile(r"^(GET [^?\s]*)\?\S*")
 
 # A failure's message: "GET <path>: <cause and fix>[ [HTTP <status>: <what it said>]]"
 _MESSAGE = re.compile(r"^(?:GET \S+: )?(?P<cause>.*?)(?: \[(?P<seen>HTTP [^\]]*)\])?$")

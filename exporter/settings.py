@@ -17,7 +17,7 @@ import re
 import ssl
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -727,6 +727,10 @@ class Config:
 
     settings: Settings
     clusters: dict[str, Settings]
+    # where each setting was given ("--jwt-key-file", "SLURM_EXPORTER_...", "FILE:LINE: key"),
+    # for the files read at start (auth.start_up_check); of the exporter, then per cluster
+    where: dict[str, str] = field(default_factory=dict)
+    cluster_where: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def load_config(args: list[str], environ: Mapping[str, str] | None = None) -> Config:
@@ -747,17 +751,23 @@ def load_config(args: list[str], environ: Mapping[str, str] | None = None) -> Co
     except ValidationError as e:
         problems.append(describe_validation_error(e, sources))
     clusters: dict[str, Settings] = {}
+    cluster_where: dict[str, dict[str, str]] = {}
     if read.clusters is not None:
-        clusters = _clusters(read, sources, problems)
+        clusters = _clusters(read, sources, problems, cluster_where)
     if settings is not None:
         problems += _check_target(settings, clusters, sources)
     if problems or settings is None:
         raise ConfigError("\n".join(problems))
-    return Config(settings, clusters)
+    return Config(settings, clusters, _where(sources), cluster_where)
+
+
+def _where(sources: Mapping[str, _Value]) -> dict[str, str]:
+    return {k: v.where for k, v in sources.items()}
 
 
 def _clusters(
-    read: _File, defaults: Mapping[str, _Value], problems: list[str]
+    read: _File, defaults: Mapping[str, _Value], problems: list[str],
+    where: dict[str, dict[str, str]],
 ) -> dict[str, Settings]:
     at = read.at("clusters")
     if not isinstance(read.clusters, dict) or not read.clusters:
@@ -766,7 +776,7 @@ def _clusters(
     start = _line_of(read.text, "clusters") or 1
     out = {}
     for name, table in read.clusters.items():
-        cluster = _cluster(read, str(name), table, defaults, start, problems)
+        cluster = _cluster(read, str(name), table, defaults, start, problems, where)
         if cluster is not None:
             out[str(name)] = cluster
     return out
@@ -774,9 +784,10 @@ def _clusters(
 
 def _cluster(
     read: _File, name: str, table: Any, defaults: Mapping[str, _Value], start: int,
-    problems: list[str],
+    problems: list[str], where: dict[str, dict[str, str]],
 ) -> Settings | None:
-    """One cluster's settings, or None with its problems added to `problems`."""
+    """One cluster's settings, or None with its problems added to `problems`; where
+    each of its settings came from in `where[name]`."""
     start = _line_of(read.text, name, start) or start
     before = len(problems)
     # "." and "..": a name is also a folder (the Helm chart mounts each cluster's key there)
@@ -812,6 +823,7 @@ def _cluster(
         else:
             own[field] = _Value(value, what)
     sources = {**defaults, **own}  # the keys refused above aside: every problem at once
+    where[name] = _where(sources)
     try:
         settings = Settings.model_validate({k: v.value for k, v in sources.items()})
         return settings if len(problems) == before else None
@@ -828,6 +840,11 @@ def _check_target(
 ) -> list[str]:
     where = sources["target"].where if "target" in sources else "--target"
     known = ", ".join(clusters) or "none"
+    if settings.target is not None and not clusters:
+        return [
+            f"{where}: names a cluster of the clusters table of --config-file, and there is "
+            "none (README: Many clusters); without clusters, leave --target unset"
+        ]
     if settings.target is not None and settings.target not in clusters:
         return [f"{where}: no cluster {settings.target!r} in --config-file (clusters: {known})"]
     if clusters and settings.once and settings.target is None:

@@ -91,10 +91,14 @@ class Envelope(msgspec.Struct, kw_only=True):
 E = TypeVar("E", bound=Envelope)
 
 
-def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
+def decode(
+    decoder: msgspec.json.Decoder[E], body: bytes, what: str,
+    not_errors: frozenset[int] = frozenset(),
+) -> E:
     """Decode `body`; raise SlurmError if it reports errors, DecodeError if malformed.
 
-    `what` names the request in messages, e.g. "v0.0.45 /jobs".
+    `what` names the request in messages, e.g. "v0.0.45 /jobs"; `not_errors`: error
+    numbers that, alone, mean no failure (22.05's "Nothing found" for an empty list).
     """
     # isspace() stops at the first non-blank byte; strip() could copy 900 MB.
     if not body or body.isspace():
@@ -113,7 +117,9 @@ def decode(decoder: msgspec.json.Decoder[E], body: bytes, what: str) -> E:
             detail += f" ({describe_body(body)})"
         raise DecodeError(f"{what}: {detail}") from None
     if envelope.errors:
-        raise SlurmError(entries_from_raw(envelope.errors))
+        entries = entries_from_raw(envelope.errors)
+        if any(e.error_number not in not_errors for e in entries):
+            raise SlurmError(entries)
     return envelope
 
 

@@ -47,6 +47,14 @@ SLURM_AUTH_ERROR = 1007
 # ESLURM_ACCESS_DENIED, "Access/permission denied": the token is good, its user lacks the
 # privilege (slurmdbd's _get_stats(): src/slurmdbd/proc_req.c:3119-3132 in slurm-24-11-5-1)
 SLURM_ACCESS_DENIED = 2002
+# ESLURM_DB_CONNECTION, "Unable to connect to database": slurmrestd cannot reach slurmdbd
+# (slurm/slurm_errno.h:350 and src/slurmrestd/openapi.c:1724-1727 in slurm-26-05-3-1; 7000
+# in slurm-22-05-9-1 too)
+SLURM_DB_CONNECTION = 7000
+# ESLURM_REST_EMPTY_RESULT, "Nothing found with query": 22.05's /slurmdb/ takes an empty
+# list for an error (db_query_list, src/plugins/openapi/dbv0.0.38/api.c:166-170 in
+# slurm-22-05-9-1; slurm/slurm_errno.h:322-326, 9000 + 3)
+SLURM_REST_EMPTY_RESULT = 9003
 # SLURM_NO_CHANGE_IN_DATA: nothing changed since the update_time asked for (older
 # slurmrestd report it as an error of /nodes rather than answering 304)
 SLURM_NO_CHANGE_IN_DATA = 1900

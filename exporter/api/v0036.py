@@ -25,7 +25,7 @@ from exporter.api.decoding import (
     integer,
     optional_int,
 )
-from exporter.api.errors import DecodeError, SlurmError
+from exporter.api.errors import SLURM_REST_EMPTY_RESULT, DecodeError
 from exporter.api.jobrecord import RawJob
 from exporter.api.model import (
     AccountedJob,
@@ -45,9 +45,6 @@ from exporter.api.noderecord import RawNode
 from exporter.api.records import stream_jobs, stream_nodes
 from exporter.api.resvlic import RawLicense, RawReservation, license_, reservation
 from exporter.api.sdiag import Statistics, to_diag
-
-# ESLURM_REST_EMPTY_RESULT (slurm/slurm_errno.h:326 at slurm-22-05-8-1: 9000 + 3)
-_EMPTY_RESULT = 9003
 
 VERSIONS = ("v0.0.36", "v0.0.37", "v0.0.38")
 
@@ -286,15 +283,10 @@ class V0036Adapter:
         return "&".join(query)
 
     def parse_accounting_jobs(self, body: bytes) -> Response[list[AccountedJob]]:
-        try:
-            parsed = decode(_accounting_jobs_decoder, body, self._what("slurmdb/jobs"))
-        except SlurmError as err:
-            # a window without jobs: 22.05 answers 200 with error 9003 "Nothing found"
-            # (ESLURM_REST_EMPTY_RESULT, src/plugins/openapi/dbv0.0.38/api.c:168-171 at
-            # slurm-22-05-8-1): an empty answer, not a failure
-            if set(err.error_numbers) != {_EMPTY_RESULT}:
-                raise
-            return Response(self._meta(None), [], ())
+        parsed = decode(
+            _accounting_jobs_decoder, body, self._what("slurmdb/jobs"),
+            not_errors=frozenset({SLURM_REST_EMPTY_RESULT}),  # a window without jobs
+        )
         return Response(
             self._meta(parsed.meta),
             [to_accounted_job(j) for j in parsed.jobs],

@@ -571,3 +571,11 @@ def test_the_accounting_interval_is_bounded_by_interval_like_any() -> None:
     with pytest.raises(ConfigError, match="--collector-accounting-interval"):
         load_settings(["--auth", "none", "--interval", "60",
                        "--collector-accounting-interval", "30"])
+
+
+@pytest.mark.parametrize("version", ["v0.0.36", "v0.0.37", "v0.0.38"])
+def test_2205_empty_window_is_no_job_not_a_failure(version: str) -> None:
+    # 22.05 answers a window without jobs with error 9003 "Nothing found with query"
+    body = (FIXTURES / "slurm-22.05-slurmdbd" / f"slurmdb_{version}_jobs_empty.json").read_bytes()
+    answer = adapter_for(version).parse_accounting_jobs(body)
+    assert answer.data == [] and answer.meta.slurm_release == "22.05.8"

@@ -9,8 +9,9 @@ import httpx
 import pytest
 import respx
 
+from exporter.api.errors import SlurmErrorEntry
 from exporter.auth import Credentials
-from exporter.client import SlurmrestdClient, _root_cause
+from exporter.client import SlurmrestdClient, _root_cause, classify_slurm_errors
 from exporter.errors import EndpointFailure
 from exporter.settings import load_settings
 
@@ -217,3 +218,15 @@ def test_2205_errno_spelling_is_understood() -> None:
     with pytest.raises(EndpointFailure) as e:
         _client(CountingTokens(renewable=False)).get(path)
     assert e.value.reason == "auth"
+
+
+def test_slurmdbd_down_behind_partitions_names_slurmdbd() -> None:
+    # 26.05's /partitions asks slurmdbd too; stopped, the lab answered this
+    err = SlurmErrorEntry(111, "Connection refused", "Slurmdb query failed", "slurmdb_qos_get")
+    failure = classify_slurm_errors("/slurm/v0.0.45/partitions/", 500, [err])
+    assert failure is not None and failure.reason == "slurm_error"
+    assert "slurmdbd is down" in failure.message and "scontrol ping" not in failure.message
+    # slurmctld's own failures still point at slurmctld
+    ctld = SlurmErrorEntry(1001, "Unable to contact slurm controller (connect failure)")
+    other = classify_slurm_errors("/slurm/v0.0.45/jobs/", 500, [ctld])
+    assert other is not None and "scontrol ping" in other.message

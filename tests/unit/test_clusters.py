@@ -188,7 +188,8 @@ def test_target_must_name_a_cluster(tmp_path: Path) -> None:
         "--once: with clusters, name the one to read with --target (clusters: a, b)"
     )
     assert _problems(["--target", "a"]) == (
-        "--target: no cluster 'a' in --config-file (clusters: none)"
+        "--target: names a cluster of the clusters table of --config-file, and there is "
+        "none (README: Many clusters); without clusters, leave --target unset"
     )
     config = load_config(["--config-file", str(cfg), "--once", "--target", "b"], environ={})
     assert config.settings.target == "b"
@@ -203,6 +204,36 @@ def test_slurm_jwt_is_never_sent_to_every_cluster(
     err = capsys.readouterr().err
     assert "cluster a: $SLURM_JWT would be sent to every cluster" in err
     assert "eyJ" not in err
+
+
+def test_an_unreadable_key_file_names_the_file_and_line(
+    tmp_path: Path, key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # read at start like every file a setting names: the line says where it was set
+    cfg = _write(tmp_path, "c.yaml", f"""jwt_user: exporter
+clusters:
+  ok: {{slurmrestd_url: "http://127.0.0.1:9", jwt_key_file: {key}}}
+  lab:
+    slurmrestd_url: "http://127.0.0.1:9"
+    jwt_key_file: {tmp_path}/nosuch.key
+""")
+    assert cli.main(["--config-file", str(cfg), "--once", "--target", "lab"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"slurm-exporter: {cfg}:6: clusters.lab.jwt_key_file: cannot read"), err
+    assert len(err.splitlines()) == 1 and "--jwt-key-file" not in err
+
+
+def test_an_unreadable_key_file_of_the_top_level_names_its_source(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _write(tmp_path, "c.toml", f'jwt_user = "x"\njwt_key_file = "{tmp_path}/no.key"\n')
+    assert cli.main(["--config-file", str(cfg), "--once"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"slurm-exporter: {cfg}:2: jwt_key_file: cannot read the JWT key")
+    monkeypatch.setenv("SLURM_EXPORTER_JWT_KEY_FILE", f"{tmp_path}/no.key")
+    assert cli.main(["--jwt-user", "x", "--once"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "slurm-exporter: SLURM_EXPORTER_JWT_KEY_FILE: cannot read the JWT key")
 
 
 # ------------------------------------------------------------------------------ routing

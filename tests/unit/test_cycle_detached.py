@@ -161,3 +161,32 @@ def test_the_first_poll_right_at_the_start_asks_slurmdbd(
     assert route.called
     assert value(snap, "slurm_exporter_endpoint_up", endpoint="accounting") == 0
     assert any("serves no /slurmdb/ path" in f.message for _, f in snap.failures)
+
+
+def slurmdbd_down(request: httpx.Request) -> httpx.Response:
+    """26.05 slurmrestd's answer with slurmdbd stopped (lab, HTTP 502)."""
+    return httpx.Response(502, json={"jobs": [], "warnings": [], "errors": [{
+        "description": "Failed to open slurmdbd connection", "error_number": 7000,
+        "error": "Unable to connect to database", "source": "openapi_get_db_conn"}]})
+
+
+def test_slurmdbd_down_is_logged_once_and_names_slurmdbd(
+    mock: respx.MockRouter, key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # each poll asks for another window (end_time in the URL): still the same cause
+    mock.get(url__startswith=URL + "/slurmdb/v0.0.45/jobs/").mock(side_effect=slurmdbd_down)
+    clock = Clock(BEFORE)
+    coll = collection(key_file, clock, "--interval", "60",
+                      "--collector-accounting-interval", "60")
+    caplog.set_level("INFO", logger="exporter")
+    try:
+        for _ in range(4):
+            clock.now += 60
+            coll.run_once(wait_detached=True)
+    finally:
+        coll.close()
+    lines = [r.getMessage() for r in caplog.records
+             if r.levelname == "WARNING" and "accounting" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "slurmdbd is down or unreachable" in lines[0], lines[0]
+    assert "scontrol ping" not in lines[0], lines[0]

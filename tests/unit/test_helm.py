@@ -351,6 +351,11 @@ def test_many_clusters_config_file_is_read_by_the_exporter(tmp_path: Path) -> No
         (("--set", "clusters.prod.interval=60"), "clusters.prod: slurmrestd_url is missing"),
         (("--set", "slurmrestdUrl=http://x:6820,jwtKey.existingSecret=s,jwtKey.value=k"),
          "jwtKey: set existingSecret or value, not both"),
+        # a secret would land in the ConfigMap (and the exporter refuses it at start)
+        (("--set", "clusters.prod.slurmrestd_url=http://x:6820,clusters.prod.token=abc"),
+         "clusters.prod.token: no secret in the config file's ConfigMap"),
+        (("--set", "slurmrestdUrl=http://x:6820,config.jwt-key=abc"),
+         "config.jwt-key: no secret in the config file's ConfigMap"),
     ],
 )
 def test_bad_values_stop_the_rendering(args: tuple[str, ...], message: str) -> None:
@@ -408,3 +413,11 @@ def test_plain_manifests_are_the_chart_rendered() -> None:
     assert all("helm.sh/chart" not in d["metadata"]["labels"] for d in docs)
     (volume,) = [v for v in _pod(docs)["volumes"] if "secret" in v]
     assert volume["secret"]["secretName"] == "slurm-exporter-jwt-key"
+
+
+def test_the_charts_secret_keys_are_the_exporters() -> None:
+    from exporter.settings import INLINE_SECRETS
+
+    text = (CHART / "templates" / "_helpers.tpl").read_text()
+    (listed,) = re.findall(r'\(list ("token"[^)]*)\)', text)
+    assert set(re.findall(r'"([^"]+)"', listed)) == INLINE_SECRETS

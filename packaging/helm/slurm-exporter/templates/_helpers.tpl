@@ -61,8 +61,20 @@ key, else the cluster's name. The key file is always DIR/jwt_key.
 {{- toJson $keys }}
 {{- end }}
 
+{{/* No secret in the ConfigMap: the keys the exporter refuses in its config file
+(INLINE_SECRETS, exporter/settings.py); keys come by jwtKey, as a Secret. */}}
+{{- define "slurm-exporter.noSecrets" -}}
+{{- $where := index . 0 }}
+{{- range $k, $_ := index . 1 }}
+{{- if has (replace "-" "_" (lower $k)) (list "token" "jwt" "jwt_key" "slurm_jwt" "key" "password" "secret") }}
+{{- fail (printf "%s.%s: no secret in the config file's ConfigMap: give the key as jwtKey (existingSecret, or value for a Secret the chart makes)" $where $k) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{/* The config file: values rendered into the keys of --config-file, checked first. */}}
 {{- define "slurm-exporter.config" -}}
+{{- include "slurm-exporter.noSecrets" (list "config" .Values.config) }}
 {{- $cfg := deepCopy .Values.config }}
 {{- $_ := set $cfg "listen_address" (printf ":%v" .Values.port) }}
 {{- with .Values.slurmrestdUrl }}{{ $_ := set $cfg "slurmrestd_url" . }}{{ end }}
@@ -81,6 +93,7 @@ key, else the cluster's name. The key file is always DIR/jwt_key.
 {{- fail (printf "clusters: %q is not a cluster name (letters, digits, _ . -)" $name) }}
 {{- end }}
 {{- $cc := omit (default (dict) $c) "jwtKey" }}
+{{- include "slurm-exporter.noSecrets" (list (printf "clusters.%s" $name) $cc) }}
 {{- if hasKey $keyDirs $name }}
 {{- $_ := set $cc "jwt_key_file" (printf "%s/jwt_key" (get $keyDirs $name)) }}
 {{- end }}

@@ -86,11 +86,17 @@ NO_ACCOUNTING = (
 ACCOUNTING_ONLY_THRESHOLDS = {"slurm:alert_threshold:queue_wait_p90_seconds"}
 # Jobs that end after the exporter started: completed, failed, and a GPU one (the lab has
 # typed GPUs), so that every outcome, usage and wait panel has a series that grows.
+# A time limit: the lab's MAINT reservation holds back jobs without one.
 ACCOUNTING_JOBS = (
-    ("--wrap", "sleep 1"),
-    ("--wrap", "false"),
-    ("--gres", "gpu:1", "--wrap", "sleep 1"),
+    ("-t", "1", "--wrap", "sleep 1"),
+    ("-t", "1", "--wrap", "false"),
+    ("-t", "1", "--gres", "gpu:1", "--wrap", "sleep 1"),
 )
+# The lab's job mix fills node1: MAKES_ROOM is suspended while they run (`scontrol suspend`
+# gives its CPUs back: select/cons_tres removes an indefinitely suspended job's cores from
+# the node), then resumed; WOULD_TAKE_IT, pending for Priority, is held meanwhile, or it
+# would take that CPU first.
+MAKES_ROOM, WOULD_TAKE_IT = "run_sleep", "alice_job"
 # Accounting counters move once per poll, one job at a time: panels over 1 h windows.
 ACCOUNTING_RANGES = {"__rate_interval": "1h", "__interval": "1h", "__range": "1h"}
 
@@ -293,14 +299,25 @@ def _accounting_jobs_counted(lab: Lab, prom: Prometheus, log: Path) -> None:
     makes the series, the second makes them grow (a rate needs two different samples)."""
     ended = f'sum(slurm_accounting_jobs_ended_total{{job="{SCRAPE_JOB}"}})'
     failed = f'sum(slurm_accounting_jobs_ended_total{{job="{SCRAPE_JOB}", state="failed"}})'
-    for rounds in (1, 2):
-        for args in ACCOUNTING_JOBS:
-            lab.slurm("sbatch", "-o", "/dev/null", "-e", "/dev/null", *args)
+    room = lab.slurm("squeue", "-h", "-t", "R", "-n", MAKES_ROOM, "-o", "%i").split()[0]
+    waiting = lab.slurm("squeue", "-h", "-t", "PD", "-n", WOULD_TAKE_IT, "-o", "%i").split()
+    for job in waiting:
+        lab.slurm("scontrol", "hold", job)
+    lab.slurm("scontrol", "suspend", room)
+    try:
+        for rounds in (1, 2):
+            for args in ACCOUNTING_JOBS:
+                lab.slurm("sbatch", "-o", "/dev/null", "-e", "/dev/null", *args)
 
-        def counted(n: int = rounds) -> bool:
-            return prom.value(ended) >= n * len(ACCOUNTING_JOBS) and prom.value(failed) >= n
+            def counted(n: int = rounds) -> bool:
+                return prom.value(ended) >= n * len(ACCOUNTING_JOBS) and prom.value(failed) >= n
 
-        wait_for(f"round {rounds} of the accounting jobs counted and scraped", counted, 240, log)
+            wait_for(f"round {rounds} of the accounting jobs counted and scraped", counted, 240,
+                     log)
+    finally:
+        lab.slurm("scontrol", "resume", room)
+        for job in waiting:
+            lab.slurm("scontrol", "release", job)
     # the recording rules of alerts/slurm-accounting.yml evaluated on the grown counters
     ratio = f'job_instance_partition:slurm_accounting_jobs_failed:ratio_7d{{job="{SCRAPE_JOB}"}}'
     wait_for("the failure ratio recorded", lambda: not math.isnan(prom.value(ratio)), 60, log)

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.api.model import Diag, RpcStat
+from exporter.collectors.families import rpc_families
 
 _RESET = " Resets with the statistics (daily at midnight UTC, sdiag -r, restart)."
 _RPC_RESET = " Resets on sdiag -r and slurmctld restart."
@@ -24,25 +25,11 @@ _ABSENT_IN_2205 = "; absent where the API version does not report it (v0.0.36-v0
 def _rpc_families(
     stats: Iterable[RpcStat], label: str, calls: str, time: str, what: str
 ) -> list[Metric]:
-    # Sum rows that share a name so no sample is duplicated.
-    counts: dict[str, int] = {}
-    seconds: dict[str, float] = {}
-    for row in stats:
-        counts[row.name] = counts.get(row.name, 0) + row.count
-        seconds[row.name] = seconds.get(row.name, 0.0) + row.total_time_seconds
-    calls_family = CounterMetricFamily(
-        calls, f"sdiag: RPCs slurmctld received, by {what} (count).{_RPC_RESET}", labels=[label]
-    )
-    time_family = CounterMetricFamily(
-        time,
+    return rpc_families(stats, label, (calls, time), (
+        f"sdiag: RPCs slurmctld received, by {what} (count).{_RPC_RESET}",
         f"sdiag: Time slurmctld spent processing RPCs, by {what} (total_time), in seconds."
         + _RPC_RESET,
-        labels=[label],
-    )
-    for name in sorted(counts):
-        calls_family.add_metric([name], counts[name])
-        time_family.add_metric([name], seconds[name])
-    return [calls_family, time_family]
+    ))
 
 
 def collect_diag(diag: Diag, *, per_user: bool = True) -> list[Metric]:

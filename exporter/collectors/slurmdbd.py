@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
 from exporter.api.model import RpcStat, SlurmdbdDiag
+from exporter.collectors.families import rpc_families
 
 _RESET = " Resets on slurmdbd restart and sacctmgr clear stats."
 _PERIOD = (
@@ -69,26 +70,11 @@ def _rollup_families(diag: SlurmdbdDiag) -> list[Metric]:
 def _rpc_families(
     stats: Iterable[RpcStat], label: str, calls: str, time: str, what: str
 ) -> list[Metric]:
-    # rows that share a name are summed, so that no sample is duplicated
-    counts: dict[str, int] = {}
-    seconds: dict[str, float] = {}
-    for row in stats:
-        counts[row.name] = counts.get(row.name, 0) + row.count
-        seconds[row.name] = seconds.get(row.name, 0.0) + row.total_time_seconds
-    calls_family = CounterMetricFamily(
-        calls, f"sacctmgr show stats: RPCs slurmdbd received, by {what} (count).{_RESET}",
-        labels=[label],
-    )
-    time_family = CounterMetricFamily(
-        time,
+    return rpc_families(stats, label, (calls, time), (
+        f"sacctmgr show stats: RPCs slurmdbd received, by {what} (count).{_RESET}",
         f"sacctmgr show stats: time slurmdbd spent processing RPCs, by {what} (total_time), "
         f"in seconds.{_RESET}",
-        labels=[label],
-    )
-    for name in sorted(counts):
-        calls_family.add_metric([name], counts[name])
-        time_family.add_metric([name], seconds[name])
-    return [calls_family, time_family]
+    ))
 
 
 def collect_slurmdbd(diag: SlurmdbdDiag, *, per_user: bool = True) -> list[Metric]:

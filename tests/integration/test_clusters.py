@@ -170,7 +170,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         wait_for("Prometheus ready", lambda: http_get(f"{prom.url}/-/ready")[0] == 200, 60,
                  prometheus_log)
         cycles = f'slurm_exporter_collection_timestamp_seconds{{job="{SCRAPE_JOB}"}}[1m]'
-        recorded = f'job_instance:slurm_nodes:sum{{job="{SCRAPE_JOB}"}}[1m]'
+        recorded = f'job_instance:slurm_nodes_by_state:sum{{job="{SCRAPE_JOB}"}}[1m]'
         wait_for(
             "15 scrapes and 4 collection cycles of each cluster in Prometheus",
             lambda: all(
@@ -238,10 +238,17 @@ def _narrowed(prom: Prometheus, cluster: str) -> dict[str, str]:
     return picked
 
 
+# its data come from /slurmdb/ endpoints only
+SLURMDBD_DASHBOARD = "slurm-accounting"
+
+
 @pytest.mark.parametrize("query", PANEL_QUERIES, ids=[q.id for q in PANEL_QUERIES])
 def test_panel_query_returns_data_for_each_cluster(stack: Stack, query: PanelQuery) -> None:
     if (query.dashboard, query.panel) in RARE:
         return
+    if query.dashboard == SLURMDBD_DASHBOARD:
+        pytest.skip("the replayed clusters have no slurmdbd: test_dashboards.py runs the "
+                    "accounting dashboard against the lab's")
     for cluster in WORKING:
         expr = substitute(query.expr, _narrowed(stack.prometheus, cluster))
         if query.instant:

@@ -21,14 +21,6 @@ V = "v0.0.45"
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    p = tmp_path / "jwt.key"
-    p.write_bytes(b"s" * 32)
-    p.chmod(0o600)
-    return p
-
-
-@pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as m:
         m.get(URL + "/openapi/v3").respond(200, content=(FIXTURES / "openapi_v3.json").read_bytes())

@@ -38,14 +38,6 @@ def value(snap: Snapshot, name: str, **labels: str) -> float:
     return samples(snap)[(name, frozenset(labels.items()))]
 
 
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    p = tmp_path / "jwt.key"
-    p.write_bytes(b"s" * 32)
-    p.chmod(0o600)  # a key others may read is refused
-    return p
-
-
 def make_collection(key_file: Path, *extra: str) -> Collection:
     settings = load_settings(
         ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", "exporter",

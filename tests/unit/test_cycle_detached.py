@@ -38,14 +38,6 @@ class Clock:
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    p = tmp_path / "jwt.key"
-    p.write_bytes(b"s" * 32)
-    p.chmod(0o600)
-    return p
-
-
-@pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(assert_all_called=False) as m:
         serve_release(m, "26.05", "v0.0.45")

@@ -31,14 +31,6 @@ def mock() -> Iterator[respx.MockRouter]:
         yield m
 
 
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    p = tmp_path / "jwt.key"
-    p.write_bytes(b"s" * 32)
-    p.chmod(0o600)
-    return p
-
-
 def collection(key_file: Path, clock: Clock, *extra: str) -> Collection:
     settings = load_settings(
         ["--slurmrestd-url", URL, "--jwt-key-file", str(key_file), "--jwt-user", "exporter",

@@ -35,14 +35,6 @@ ENDPOINTS = ("diag", "jobs", "nodes", "partitions", "ping", "shares", "reservati
 
 
 @pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    p = tmp_path / "jwt.key"
-    p.write_bytes(b"s" * 32)
-    p.chmod(0o600)
-    return p
-
-
-@pytest.fixture
 def wrong_key_answers() -> Iterator[respx.MockRouter]:
     """slurmrestd 26.05 answering a token signed with another key than the cluster's."""
     refused = (FIXTURES / "v0.0.45_diag_expired_token.json").read_bytes()

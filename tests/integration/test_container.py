@@ -138,6 +138,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _first_cycle(port: int, box: subprocess.Popen[str]) -> str:
+    """/metrics once the first cycle has ended (or "" if the exporter exits or 30 s pass)."""
+    page = ""
+    for _ in range(300):
+        try:
+            page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        except httpx.HTTPError:
+            page = ""
+        if 'slurm_exporter_endpoint_up{endpoint="jobs"}' in page or box.poll() is not None:
+            break
+        time.sleep(0.1)  # polling: the first cycle's end (or the exporter's exit)
+    return page
+
+
 def test_the_image_runs_and_its_health_check_follows_the_listen_address(
         image: Stage, tmp_path: Path) -> None:
     key = readme_key_copy(tmp_path)
@@ -159,15 +173,7 @@ def test_the_image_runs_and_its_health_check_follows_the_listen_address(
             stderr=subprocess.PIPE, text=True)
         pid1 = 0
         try:
-            page = ""
-            for _ in range(300):
-                try:
-                    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-                except httpx.HTTPError:
-                    page = ""
-                if 'slurm_exporter_endpoint_up{endpoint="jobs"}' in page:
-                    break
-                time.sleep(0.1)  # polling: the first cycle's end
+            page = _first_cycle(port, box)
             assert 'slurm_exporter_endpoint_up{endpoint="jobs"} 1.0' in page, page[-2000:]
             pid1 = int(Path(f"/proc/{box.pid}/task/{box.pid}/children").read_text().split()[0])
             status = Path(f"/proc/{pid1}/status").read_text()
@@ -237,15 +243,7 @@ def test_the_image_runs_as_the_helm_chart_deploys_it(image: Stage, tmp_path: Pat
             stderr=subprocess.PIPE, text=True)
         pid1 = 0
         try:
-            page = ""
-            for _ in range(300):
-                try:
-                    page = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
-                except httpx.HTTPError:
-                    page = ""
-                if 'slurm_exporter_endpoint_up{endpoint="jobs"}' in page or box.poll() is not None:
-                    break
-                time.sleep(0.1)  # polling: the first cycle's end (or the exporter's exit)
+            page = _first_cycle(port, box)
             assert box.poll() is None, box.communicate()[1]
             assert 'slurm_exporter_endpoint_up{endpoint="jobs"} 1.0' in page, page[-2000:]
             pid1 = int(Path(f"/proc/{box.pid}/task/{box.pid}/children").read_text().split()[0])

@@ -27,7 +27,6 @@ from exporter.settings import load_settings
 from tests.unit.test_collectors import _promtool, family, render
 from tests.unit.test_cycle import (
     URL,
-    key_file,  # noqa: F401 (a fixture)
     make_collection,
     mock,  # noqa: F401 (a fixture)
     samples,
